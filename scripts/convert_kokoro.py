@@ -712,7 +712,7 @@ def main(argv=None) -> int:
         if name != "export":
             p.add_argument("--voices", required=True, help="voices archive (.npz, or kokoro-onnx .bin)")
             p.add_argument("--vocab", help="vocab.json / config.json (default: built-in Kokoro v1.0 vocab)")
-        p.add_argument("--type", choices=TYPES, default="f16")
+        p.add_argument("--type", choices=TYPES, default="f32")
         if name == "convert":
             p.add_argument("--output", required=True)
             p.add_argument("--source-desc", help="provenance text for general.description")

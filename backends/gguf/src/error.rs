@@ -18,7 +18,9 @@ pub enum GgufError {
     },
     #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
     BadMagic { found: [u8; 4] },
-    #[error("unsupported GGUF version {0} (supported: 2 and 3; a byte-swapped version means a big-endian file)")]
+    #[error(
+        "unsupported GGUF version {0} (supported: 2 and 3; a byte-swapped version means a big-endian file)"
+    )]
     UnsupportedVersion(u32),
     #[error("file truncated: {what} at offset {offset} needs {needed} bytes, {available} left")]
     Truncated {
@@ -28,11 +30,7 @@ pub enum GgufError {
         available: u64,
     },
     #[error("{what} count {count} at offset {offset} is impossible for a file of this size")]
-    BadCount {
-        what: String,
-        count: i128,
-        offset: u64,
-    },
+    BadCount { what: String, count: i128, offset: u64 },
     #[error("{what} at offset {offset} is not valid UTF-8")]
     InvalidUtf8 { what: String, offset: u64 },
     #[error("metadata key {key:?}: unknown value type id {id} at offset {offset}")]
@@ -48,11 +46,7 @@ pub enum GgufError {
     #[error("tensor {name:?}: {n_dims} dimensions (at most {max})")]
     TooManyDims { name: String, n_dims: u32, max: u32 },
     #[error("tensor {name:?}: dimension {dim} is {value} (must be ≥ 0)")]
-    NegativeDim {
-        name: String,
-        dim: usize,
-        value: i64,
-    },
+    NegativeDim { name: String, dim: usize, value: i64 },
     #[error("tensor {name:?}: unknown or unsupported ggml type id {id}")]
     UnknownTensorType { name: String, id: u32 },
     #[error("tensor {name:?}: shape {ne:?} does not fit type {ggml_type} (ne[0] must be a multiple of {block}, size must fit in memory)")]
@@ -62,15 +56,15 @@ pub enum GgufError {
         ggml_type: String,
         block: u64,
     },
-    #[error(
-        "tensor {name:?}: data offset {offset} is not a multiple of the alignment {alignment}"
-    )]
+    #[error("tensor {name:?}: data offset {offset} is not a multiple of the alignment {alignment}")]
     MisalignedTensor {
         name: String,
         offset: u64,
         alignment: u64,
     },
-    #[error("tensor {name:?}: data [{offset}, {offset}+{size}) lies outside the {data_len}-byte data section")]
+    #[error(
+        "tensor {name:?}: data [{offset}, {offset}+{size}) lies outside the {data_len}-byte data section"
+    )]
     TensorOutOfBounds {
         name: String,
         offset: u64,

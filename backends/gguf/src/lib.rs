@@ -35,9 +35,7 @@ mod value;
 mod writer;
 
 pub use error::GgufError;
-pub use reader::{
-    GgufFile, TensorInfo, TensorRef, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS,
-};
+pub use reader::{GgufFile, TensorInfo, TensorRef, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 pub use types::{GgmlType, ALL_TYPES};
 pub use value::{Array, Value, ValueType};
 pub use writer::GgufWriter;
@@ -58,12 +56,7 @@ mod tests {
             .kv("u32s", Value::Array(Array::U32(vec![1, 2, 3])))
             .strings("tokenizer.ggml.tokens", ["", ";", "ɡ"])
             .tensor_f32("a", &[3], &[1.0, 2.0, 3.0])
-            .tensor(
-                long,
-                &[2, 2],
-                GgmlType::F16,
-                vec![0, 60, 0, 64, 0, 0, 0, 188],
-            )
+            .tensor(long, &[2, 2], GgmlType::F16, vec![0, 60, 0, 64, 0, 0, 0, 188])
             .tensor("q", &[32, 2], GgmlType::Q8_0, vec![7; 68])
             .tensor_f32("scalar", &[], &[9.0])
             .tensor_f32("x".repeat(300), &[1, 1], &[4.0]);
@@ -82,16 +75,10 @@ mod tests {
         assert_eq!(f.get_f32("f").unwrap(), 0.5);
         assert_eq!(f.get("b"), Some(&Value::Bool(true)));
         assert_eq!(f.get_u32_array("u32s").unwrap(), &[1, 2, 3]);
-        assert_eq!(
-            f.get_str_array("tokenizer.ggml.tokens").unwrap(),
-            ["", ";", "ɡ"]
-        );
+        assert_eq!(f.get_str_array("tokenizer.ggml.tokens").unwrap(), ["", ";", "ɡ"]);
         assert_eq!(f.tensors().len(), 5);
         let a = f.tensor("a").unwrap();
-        assert_eq!(
-            a.data,
-            [1f32, 2., 3.].map(f32::to_le_bytes).concat().as_slice()
-        );
+        assert_eq!(a.data, [1f32, 2., 3.].map(f32::to_le_bytes).concat().as_slice());
         let long = f
             .tensor("kokoro.decoder.generator.noise_blocks.0.resblock.0.gamma1_weight")
             .unwrap();
@@ -110,10 +97,7 @@ mod tests {
     fn typed_access_errors_name_the_key() {
         let f = GgufFile::from_bytes(sample().to_bytes().unwrap()).unwrap();
         let e = f.get_u32("general.architecture").unwrap_err().to_string();
-        assert!(
-            e.contains("general.architecture") && e.contains("string"),
-            "{e}"
-        );
+        assert!(e.contains("general.architecture") && e.contains("string"), "{e}");
         let e = f.get_u32("nope").unwrap_err().to_string();
         assert!(e.contains("\"nope\" is missing"), "{e}");
         let e = f.get_str_array("u32s").unwrap_err().to_string();
@@ -138,11 +122,7 @@ mod tests {
         std::fs::write(&path, sample().to_bytes().unwrap()).unwrap();
         let f = std::sync::Arc::new(GgufFile::open(&path).unwrap());
         let t = f.tensor("a").unwrap();
-        assert_eq!(
-            t.as_f32(),
-            Some(&[1.0f32, 2.0, 3.0][..]),
-            "mapping is aligned"
-        );
+        assert_eq!(t.as_f32(), Some(&[1.0f32, 2.0, 3.0][..]), "mapping is aligned");
         let f2 = std::sync::Arc::clone(&f);
         let ptr = std::thread::spawn(move || f2.tensor("a").unwrap().data.as_ptr() as usize)
             .join()
@@ -179,14 +159,8 @@ mod tests {
         v[4] = 1;
         assert!(matches!(err(v), GgufError::UnsupportedVersion(1)));
         assert!(matches!(err(header(-1, 0)), GgufError::BadCount { .. }));
-        assert!(matches!(
-            err(header(0, i64::MAX)),
-            GgufError::BadCount { .. }
-        ));
-        assert!(matches!(
-            err(header(1 << 40, 0)),
-            GgufError::BadCount { .. }
-        ));
+        assert!(matches!(err(header(0, i64::MAX)), GgufError::BadCount { .. }));
+        assert!(matches!(err(header(1 << 40, 0)), GgufError::BadCount { .. }));
         // A string whose length is larger than the file.
         let mut v = header(0, 1);
         v.extend_from_slice(&u64::MAX.to_le_bytes());
@@ -201,10 +175,7 @@ mod tests {
         v.extend_from_slice(&(1u64 << 61).to_le_bytes());
         v.extend_from_slice(&[0; 16]);
         assert!(matches!(err(v), GgufError::BadCount { .. }));
-        assert_eq!(
-            GgufFile::from_bytes(header(0, 0)).unwrap().tensors().len(),
-            0
-        );
+        assert_eq!(GgufFile::from_bytes(header(0, 0)).unwrap().tensors().len(), 0);
     }
 
     #[test]
@@ -272,10 +243,7 @@ mod tests {
     fn rejects_bad_metadata() {
         let mut w = GgufWriter::new();
         w.u32("k", 1).u32("k", 2);
-        assert!(matches!(
-            err(w.to_bytes().unwrap()),
-            GgufError::DuplicateKey(_)
-        ));
+        assert!(matches!(err(w.to_bytes().unwrap()), GgufError::DuplicateKey(_)));
         let mut w = GgufWriter::new();
         w.string(ALIGNMENT_KEY, "32");
         assert!(w.to_bytes().is_err(), "writer refuses a bad alignment");

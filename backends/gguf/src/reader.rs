@@ -192,8 +192,7 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&Value, GgufError> {
-        self.get(key)
-            .ok_or_else(|| GgufError::MissingKey(key.to_owned()))
+        self.get(key).ok_or_else(|| GgufError::MissingKey(key.to_owned()))
     }
 
     /// A `u32` value; any other type is an error naming the key.
@@ -377,10 +376,9 @@ impl<'a> Cursor<'a> {
         offset: u64,
         what: &dyn Fn() -> String,
     ) -> Result<u64, GgufError> {
-        let fits = u64::try_from(count).ok().filter(|&c| {
-            c.checked_mul(min_size)
-                .is_some_and(|b| b <= self.remaining())
-        });
+        let fits = u64::try_from(count)
+            .ok()
+            .filter(|&c| c.checked_mul(min_size).is_some_and(|b| b <= self.remaining()));
         fits.ok_or_else(|| GgufError::BadCount {
             what: what(),
             count,
@@ -427,11 +425,7 @@ fn parse_header(buf: &[u8]) -> Result<Header, GgufError> {
     let alignment = match key_index.get(ALIGNMENT_KEY).map(|&i| &metadata[i].1) {
         None => DEFAULT_ALIGNMENT,
         Some(Value::U32(a)) if a.is_power_of_two() => u64::from(*a),
-        Some(Value::U32(a)) => {
-            return Err(GgufError::BadAlignment(format!(
-                "{a} is not a power of two"
-            )))
-        }
+        Some(Value::U32(a)) => return Err(GgufError::BadAlignment(format!("{a} is not a power of two"))),
         Some(v) => {
             return Err(GgufError::BadAlignment(format!(
                 "type {}, expected u32",
@@ -601,10 +595,6 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
             }
             Array::String(v)
         }
-        ValueType::Array => {
-            return Err(GgufError::NestedArray {
-                key: key.to_owned(),
-            })
-        }
+        ValueType::Array => return Err(GgufError::NestedArray { key: key.to_owned() }),
     })
 }

@@ -177,21 +177,14 @@ mod tests {
             assert_eq!(GgmlType::from_id(t.id()), Some(t));
         }
         assert_eq!(GgmlType::from_id(4), None, "Q4_2 was removed from ggml");
-        assert_eq!(
-            GgmlType::from_id(16),
-            None,
-            "IQ2_XXS layout is not supported"
-        );
+        assert_eq!(GgmlType::from_id(16), None, "IQ2_XXS layout is not supported");
     }
 
     #[test]
     fn byte_sizes() {
         assert_eq!(GgmlType::F32.byte_size(&[256, 510]), Some(256 * 510 * 4));
         assert_eq!(GgmlType::F16.byte_size(&[3]), Some(6));
-        assert_eq!(
-            GgmlType::Q8_0.byte_size(&[640, 256]),
-            Some(640 / 32 * 34 * 256)
-        );
+        assert_eq!(GgmlType::Q8_0.byte_size(&[640, 256]), Some(640 / 32 * 34 * 256));
         assert_eq!(
             GgmlType::Q8_0.byte_size(&[20, 2]),
             None,

@@ -57,8 +57,7 @@ impl GgufWriter {
         ggml_type: GgmlType,
         data: Vec<u8>,
     ) -> &mut Self {
-        self.tensors
-            .push((name.into(), ne.to_vec(), ggml_type, data));
+        self.tensors.push((name.into(), ne.to_vec(), ggml_type, data));
         self
     }
 

@@ -17,12 +17,7 @@ fn sample() -> Vec<u8> {
             &[4, 2],
             &[0.5; 8],
         )
-        .tensor(
-            "kokoro.albert.layer.0.q",
-            &[32, 1],
-            GgmlType::Q8_0,
-            vec![3; 34],
-        )
+        .tensor("kokoro.albert.layer.0.q", &[32, 1], GgmlType::Q8_0, vec![3; 34])
         .tensor("h", &[3], GgmlType::F16, vec![0, 60, 0, 64, 0, 66])
         .tensor_f32("kokoro.voice_tensors.jf_alpha", &[2, 3], &[1.0; 6]);
     w.to_bytes().expect("sample is valid")
@@ -35,10 +30,7 @@ fn exercise(f: &GgufFile) -> usize {
         n += k.len() + v.to_string().len();
     }
     for t in f.tensors() {
-        let data = f
-            .tensor(&t.name)
-            .expect("listed tensor is found by name")
-            .data;
+        let data = f.tensor(&t.name).expect("listed tensor is found by name").data;
         assert_eq!(data.len() as u64, t.size);
         assert_eq!(Some(t.size), t.ggml_type.byte_size(&t.ne));
         assert!(f.data_offset() + t.offset + t.size <= f.file_size());
