@@ -125,3 +125,30 @@ fn multi_byte_corruptions_are_handled() {
         }
     }
 }
+
+#[test]
+fn reads_a_file_written_by_ggufs_python_writer() {
+    // fuzz/seeds/kokoro-like.gguf was written by the `gguf` Python package 0.19.0 (the converter's
+    // writer): 64-character name, F32/F16/Q8_0 tensors, string/int arrays, bool, f32.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/kokoro-like.gguf");
+    let f = GgufFile::open(path).expect("seed parses");
+    assert_eq!(f.get_str("general.architecture").expect("written"), "kokoro");
+    assert_eq!(
+        f.get_str_array("tokenizer.ggml.tokens").expect("written"),
+        ["", ";", "ɡ", "ˈ"]
+    );
+    assert_eq!(f.get_u32("phonemizer.type").expect("written"), 1);
+    assert_eq!(f.get("b"), Some(&Value::Bool(true)));
+    let t = f
+        .tensor("kokoro.decoder.generator.noise_blocks.0.resblock.0.gamma1_weight")
+        .expect("64-character name");
+    assert_eq!(t.info.ne, [4, 2]);
+    assert_eq!(t.as_f32().expect("aligned F32"), [0., 1., 2., 3., 4., 5., 6., 7.]);
+    let q = f.tensor("q").expect("written");
+    assert_eq!(
+        (q.info.ggml_type, q.info.ne.as_slice(), q.data.len()),
+        (GgmlType::Q8_0, &[32u64, 2][..], 68)
+    );
+    assert_eq!(f.tensor("h").expect("written").data, [0, 60, 0, 60, 0, 60]);
+    exercise(&f);
+}
