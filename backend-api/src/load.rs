@@ -106,6 +106,7 @@ impl Plugin {
             path: path.to_path_buf(),
         })?;
         let header = lib_header_from_path(&path).map_err(|e| classify(&path, e))?;
+        check_version(&path, header.version_strings())?;
         let module = header
             .init_root_module::<BackendModule_Ref>()
             .map_err(|e| classify(&path, e))?;
@@ -148,6 +149,38 @@ fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The ABI policy: the same `0.y` (or, from 1.0 on, the same major) as this host. abi_stable
+/// alone would accept a plugin built against a newer minor release.
+fn check_version(path: &Path, found: abi_stable::sabi_types::VersionStrings) -> Result<(), LoadError> {
+    let ours = Plugin::host_abi_version();
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.split('.');
+        Some((it.next()?.trim().parse().ok()?, it.next()?.trim().parse().ok()?))
+    };
+    let found_text = found.version.to_string();
+    let compatible = match (parse(ours), parse(&found_text)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    };
+    if compatible {
+        return Ok(());
+    }
+    let summary = format!(
+        "Error:incompatible plugin ABI (tts-backend-api) version\n  Expected: {ours} (any {})\n  Found: {found_text}",
+        match parse(ours) {
+            Some((0, minor)) => format!("0.{minor}.x"),
+            Some((major, _)) => format!("{major}.x.y"),
+            None => ours.to_string(),
+        }
+    );
+    Err(LoadError::AbiMismatch {
+        path: path.to_path_buf(),
+        details: summary.clone(),
+        summary,
+    })
+}
+
 fn classify(path: &Path, e: LibraryError) -> LoadError {
     let path = path.to_path_buf();
     match e {
@@ -174,31 +207,39 @@ fn classify(path: &Path, e: LibraryError) -> LoadError {
     }
 }
 
-/// Keeps the decisive lines of abi_stable's report: each `Error:` line with the `Expected` and
-/// `Found` lines that follow it, without repeats. Falls back to the first lines.
+/// Keeps the decisive lines of abi_stable's report: each `Error:` line with its `Expected` and
+/// `Found` values (which abi_stable puts on the following lines), without repeats. Falls back to
+/// the first lines.
 pub fn summarize_mismatch(details: &str) -> String {
-    let lines: Vec<&str> = details.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = details.lines().map(str::trim).collect();
     let mut out: Vec<String> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if let Some(pos) = line.find("Error:") {
-            let mut entry = line[pos..].to_string();
-            for next in lines.iter().skip(i + 1).take(4) {
-                if next.starts_with("Expected") || next.starts_with("Found") {
-                    entry.push_str("\n  ");
-                    entry.push_str(next);
-                } else if !entry.contains("Expected") {
-                    continue;
-                } else {
-                    break;
+        let Some(pos) = line.find("Error:") else { continue };
+        let mut entry = line[pos..].to_string();
+        let mut label: Option<&str> = None;
+        for next in lines.iter().skip(i + 1) {
+            if next.is_empty() || next.contains("Error:") {
+                break;
+            }
+            if let Some(rest) = next.strip_prefix("Expected:").or_else(|| next.strip_prefix("Found:")) {
+                label = Some(if next.starts_with("Expected") { "Expected" } else { "Found" });
+                entry.push_str(&format!("\n  {}:", label.unwrap_or_default()));
+                if !rest.trim().is_empty() {
+                    entry.push(' ');
+                    entry.push_str(rest.trim());
                 }
+            } else if label.is_some() {
+                entry.push(' ');
+                entry.push_str(next);
             }
-            if !out.contains(&entry) {
-                out.push(entry);
-            }
+        }
+        if !out.contains(&entry) {
+            out.push(entry);
         }
     }
     if out.is_empty() {
-        return lines.iter().take(6).copied().collect::<Vec<_>>().join("\n");
+        let head: Vec<&str> = lines.iter().copied().filter(|l| !l.is_empty()).take(6).collect();
+        return head.join("\n");
     }
     out.truncate(8);
     out.join("\n")
@@ -300,10 +341,15 @@ mod tests {
 
     #[test]
     fn summary_keeps_error_expected_found() {
-        let details = "lots of noise\n  field_name:x\n Error:incompatible package versions\n Expected: 0.1.0\n Found: 0.2.0\n more noise\nError:incompatible package versions\nExpected: 0.1.0\nFound: 0.2.0\n";
+        let details = "lots of noise\n  field_name:x\n Error:incompatible package versions\n Expected: 0.1.0\n Found: 0.2.0\n\n more noise\nError:incompatible package versions\nExpected: 0.1.0\nFound: 0.2.0\n";
         assert_eq!(
             summarize_mismatch(details),
             "Error:incompatible package versions\n  Expected: 0.1.0\n  Found: 0.2.0"
+        );
+        let layout = "noise\n\nError:mismatched package\nExpected:\n    tts-backend-api\nFound:\n    other\n\n";
+        assert_eq!(
+            summarize_mismatch(layout),
+            "Error:mismatched package\n  Expected: tts-backend-api\n  Found: other"
         );
     }
 

@@ -68,7 +68,9 @@ impl std::fmt::Debug for Server {
 
 /// Loads the plugin named in the configuration (checking its ABI), then binds.
 pub async fn bind(config: Config) -> Result<Server, StartError> {
-    let plugin = Plugin::load(&config.backend)?;
+    let plugin = Plugin::load(&config.backend).inspect_err(|e| {
+        tracing::debug!(details = %e.details(), "plugin load failed");
+    })?;
     tracing::info!(
         plugin = %plugin.path().display(),
         abi = Plugin::host_abi_version(),
