@@ -43,7 +43,10 @@ fn a_panic_is_a_500_without_retry_and_the_next_request_succeeds() {
         );
         assert_still_serves(&server);
     }
-    assert_eq!(server.health()["busy"], 0);
+    // `busy` drops just after the worker sends its last event, so allow it a moment.
+    assert!(server
+        .wait_health(Duration::from_secs(2), |h| h["busy"] == 0)
+        .is_some());
 }
 
 #[test]
@@ -59,30 +62,71 @@ fn a_backend_error_is_a_500_without_retry() {
     assert_still_serves(&server);
 }
 
+/// Once the 200 headers and some audio are out, a failure can only cut the body: the client must
+/// see the status and the first chunk, then a chunked body without its terminating chunk.
+///
+/// HOST BUG (reported): when the failure follows the first chunk at once (`error-after-audio`,
+/// and sometimes `panic-after-audio`), the connection is closed before the status line is
+/// written, so the client gets no response at all ("Empty reply from server"), which OpenAI's
+/// client treats as a connection error and retries. Repeated so that the race shows every run.
 #[test]
 fn a_failure_after_audio_cuts_the_body() {
     let server = Launch::faulty().start();
-    for fault in ["panic-after-audio", "error-after-audio"] {
-        let r = speak(&server, Some(fault));
-        assert_eq!(r.status, 200, "{fault}: headers went out with the first audio");
-        assert!(r.chunked, "{fault}");
-        assert!(
-            !r.complete,
-            "{fault}: the body ended cleanly, so a client would take partial audio for the whole"
-        );
-        assert_eq!(r.body.len(), 2 * 1200, "{fault}: exactly the first chunk arrived");
+    let mut problems = Vec::new();
+    for fault in ["error-after-audio", "panic-after-audio"] {
+        for attempt in 0..10 {
+            let mut body = json!({"input": "abcd", "voice": "faulty", "response_format": "pcm"});
+            body["fault"] = json!(fault);
+            let opened = tts_e2e::http::open(
+                server.addr,
+                None,
+                "POST",
+                "/v1/audio/speech",
+                &[("content-type", "application/json")],
+                body.to_string().as_bytes(),
+            );
+            let r = match opened {
+                Ok(s) => s.finish(),
+                Err(e) => {
+                    problems.push(format!("{fault} #{attempt}: no response at all ({e})"));
+                    continue;
+                }
+            };
+            if r.status != 200 || !r.chunked || r.complete || r.body.len() != 2 * 1200 {
+                problems.push(format!(
+                    "{fault} #{attempt}: status {}, chunked {}, complete {}, {} body bytes (want 200, chunked, cut after 2400)",
+                    r.status,
+                    r.chunked,
+                    r.complete,
+                    r.body.len()
+                ));
+            }
+        }
         assert_still_serves(&server);
     }
-    // Over SSE the failure is reported in-band instead.
-    let r = server.speech(&json!({
-        "input": "abcd", "voice": "faulty", "response_format": "pcm",
-        "stream_format": "sse", "fault": "error-after-audio"
-    }));
-    assert_eq!(r.status, 200);
-    let text = r.text();
-    assert!(text.contains("speech.audio.delta"), "{text}");
-    assert!(text.contains("\"type\":\"error\""), "{text}");
-    assert!(!text.contains("speech.audio.done"), "{text}");
+    assert!(
+        problems.is_empty(),
+        "{} of 20 failed:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn a_failure_after_audio_over_sse_is_reported_in_band() {
+    let server = Launch::faulty().start();
+    for fault in ["error-after-audio", "panic-after-audio"] {
+        let r = server.speech(&json!({
+            "input": "abcd", "voice": "faulty", "response_format": "pcm",
+            "stream_format": "sse", "fault": fault
+        }));
+        assert_eq!(r.status, 200, "{fault}");
+        let text = r.text();
+        assert!(text.contains("speech.audio.delta"), "{fault}: {text}");
+        assert!(text.contains("\"type\":\"error\""), "{fault}: {text}");
+        assert!(!text.contains("speech.audio.done"), "{fault}: {text}");
+        assert_still_serves(&server);
+    }
 }
 
 #[test]
