@@ -498,8 +498,9 @@ fn parse_header(buf: &[u8]) -> Result<Header, GgufError> {
         .ok_or_else(|| GgufError::BadAlignment("data offset overflows".to_owned()))?;
     let data_len = file_len.saturating_sub(data_offset);
     for t in &tensors {
+        // Zero-sized tensors too: their (empty) slice must still start inside the file.
         let end = t.offset.checked_add(t.size);
-        if end.is_none_or(|e| e > data_len) || (data_offset > file_len && t.size > 0) {
+        if data_offset > file_len || end.is_none_or(|e| e > data_len) {
             return Err(GgufError::TensorOutOfBounds {
                 name: t.name.clone(),
                 offset: t.offset,
