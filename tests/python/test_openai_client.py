@@ -8,6 +8,8 @@ import json
 import numpy as np
 import openai
 import pytest
+import subprocess
+
 import soundfile as sf
 
 RATE = 24_000
@@ -39,6 +41,19 @@ def decode(fmt: str, data: bytes) -> tuple[np.ndarray, int]:
     if fmt == "pcm":
         assert len(data) % 2 == 0, "pcm must be whole 16-bit samples"
         return np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0, RATE
+    if fmt == "flac":
+        # A streamed FLAC cannot know its length when STREAMINFO goes out, so it says "unknown"
+        # (0), as the FLAC format allows. libsndfile (under soundfile) cannot read such a stream
+        # (it reports 2^63 frames and its seeks fail), so decode with the reference decoder,
+        # which the setup script installs.
+        raw = subprocess.run(
+            ["flac", "--decode", "--silent", "--stdout", "--force-raw-format", "--endian=little", "--sign=signed", "-"],
+            input=data,
+            capture_output=True,
+            check=True,
+        ).stdout
+        rate = int.from_bytes(data[18:21], "big") >> 4  # STREAMINFO's 20-bit sample rate
+        return np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0, rate
     samples, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
     assert samples.shape[1] == 1, f"{fmt}: {samples.shape[1]} channels"
     return samples[:, 0], rate

@@ -1,6 +1,6 @@
 //! Decoders for every response format, so tests check audio, not just bytes: WAV, AIFF and raw
 //! PCM by hand (tolerant of the unknown sizes a streamed header carries), FLAC and MP3 with
-//! symphonia, Ogg Opus with `ogg` + `opus-decoder`.
+//! symphonia, Ogg Opus with `opus-pure`.
 
 use std::io::Cursor;
 
@@ -37,7 +37,19 @@ pub fn rms(samples: &[f32]) -> f64 {
 
 /// A frequency estimate from rising zero crossings (good for one steady tone).
 pub fn zero_crossing_hz(samples: &[f32], sample_rate: u32) -> f64 {
-    let rising = samples.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    // Hysteresis: a crossing counts only from below -T to above +T, so the low-level noise a
+    // lossy codec leaves in the silences does not count as pitch.
+    const T: f32 = 0.02;
+    let mut armed = false;
+    let mut rising = 0usize;
+    for &x in samples {
+        if x < -T {
+            armed = true;
+        } else if x > T && armed {
+            armed = false;
+            rising += 1;
+        }
+    }
     rising as f64 * f64::from(sample_rate) / samples.len() as f64
 }
 
@@ -287,48 +299,35 @@ pub fn decode_symphonia(bytes: &[u8], extension: &str) -> Result<Decoded, String
     })
 }
 
-/// Ogg Opus: OpusHead (pre-skip), OpusTags, audio packets; decoded at 48 kHz and trimmed to the
-/// final granule position as RFC 7845 says.
+/// Ogg Opus: OpusHead and OpusTags are checked, then the stream is decoded at 48 kHz with
+/// `opus-pure`, trimming pre-skip and the end to the final granule position as RFC 7845 says.
 pub fn decode_ogg_opus(bytes: &[u8]) -> Result<Decoded, String> {
-    let mut reader = ogg::PacketReader::new(Cursor::new(bytes.to_vec()));
-    let head = reader
-        .read_packet()
-        .map_err(|e| format!("ogg: {e}"))?
-        .ok_or("empty ogg stream")?;
-    if !head.data.starts_with(b"OpusHead") || head.data.len() < 19 {
-        return Err("first packet is not OpusHead".into());
-    }
-    let channels = head.data[9];
-    let pre_skip = usize::from(u16::from_le_bytes([head.data[10], head.data[11]]));
-    let tags = reader
-        .read_packet()
-        .map_err(|e| format!("ogg: {e}"))?
-        .ok_or("no OpusTags packet")?;
-    if !tags.data.starts_with(b"OpusTags") {
-        return Err("second packet is not OpusTags".into());
-    }
-    let mut decoder = opus_decoder::OpusDecoder::new(48_000, usize::from(channels.max(1)))
-        .map_err(|e| format!("opus decoder: {e}"))?;
-    let n = usize::from(channels.max(1));
-    let mut pcm = vec![0f32; 5760 * n];
-    let mut samples = Vec::new();
-    let mut last_granule = 0u64;
+    use opus_pure::{OggOpusReader, Trim, MAX_PACKET_SAMPLES};
+    let mut check = ogg::PacketReader::new(Cursor::new(bytes.to_vec()));
     let mut ended = false;
-    while let Some(packet) = reader.read_packet().map_err(|e| format!("ogg: {e}"))? {
-        let frames = decoder
-            .decode_float(&packet.data, &mut pcm, false)
-            .map_err(|e| format!("opus packet: {e}"))?;
-        samples.extend(pcm[..frames * n].iter().step_by(n));
-        if packet.last_in_page() {
-            last_granule = packet.absgp_page();
-        }
-        ended |= packet.last_in_stream();
+    while let Some(p) = check.read_packet().map_err(|e| format!("ogg: {e}"))? {
+        ended |= p.last_in_stream();
     }
     if !ended {
         return Err("the Ogg stream has no end-of-stream page".into());
     }
-    let total = (last_granule as usize).saturating_sub(pre_skip);
-    let samples: Vec<f32> = samples.into_iter().skip(pre_skip).take(total).collect();
+    let mut reader =
+        OggOpusReader::new(Cursor::new(bytes.to_vec())).map_err(|e| format!("ogg opus: {e:?}"))?;
+    let head = reader.head().clone();
+    let channels = head.channel_count;
+    let mut decoder = head.decoder(48_000).map_err(|e| format!("opus decoder: {e:?}"))?;
+    let mut trim =
+        Trim::new(&head, 48_000, usize::from(channels.max(1))).map_err(|e| format!("opus trim: {e:?}"))?;
+    let n = usize::from(channels.max(1));
+    let mut block = vec![0f32; MAX_PACKET_SAMPLES * n];
+    let mut samples = Vec::new();
+    for packet in reader.packets() {
+        let packet = packet.map_err(|e| format!("ogg: {e:?}"))?;
+        let frames = decoder
+            .decode(&packet.data, MAX_PACKET_SAMPLES, &mut block)
+            .map_err(|e| format!("opus packet: {e:?}"))?;
+        samples.extend(trim.keep(&packet, &block[..frames * n]).iter().step_by(n));
+    }
     Ok(Decoded {
         sample_rate: 48_000,
         channels: u16::from(channels),

@@ -499,3 +499,20 @@ fn a_client_that_disconnects_cancels_its_request() {
         200
     );
 }
+
+/// While the backends start, `/health` answers 503 `{"status":"loading"}` with `Retry-After`
+/// (the faulty plugin's constructor is made slow for this).
+#[test]
+fn health_says_loading_until_every_instance_is_up() {
+    let server = Launch::faulty()
+        .args(["-np", "2", "--backend-option", "load_delay_ms=1500"])
+        .start();
+    let loading = server
+        .loading_seen
+        .as_ref()
+        .expect("a 1.5 s start-up must be observed as 503 loading");
+    assert_eq!(loading.status, 503);
+    assert_eq!(loading.json(), json!({"status": "loading"}));
+    assert_eq!(loading.header("retry-after"), Some("1"));
+    assert_eq!(server.health()["instances"], 2);
+}

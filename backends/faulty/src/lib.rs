@@ -18,6 +18,9 @@
 //! | `panic-on-load` | panics in its constructor |
 //! | `error-on-load` | fails its constructor with a configuration error |
 //!
+//! `load_delay_ms` (default 0) makes the constructor take that long, so the host's "loading"
+//! state can be observed.
+//!
 //! A plugin built for another ABI lives in the separate crate `tts-backend-faulty-abi`, since
 //! the ABI is fixed when a library is compiled.
 
@@ -102,6 +105,7 @@ impl FaultyBackend {
                 })
             })
         };
+        std::thread::sleep(Duration::from_millis(number("load_delay_ms", 0)?));
         tracing::warn!(?mode, "faulty backend loaded; it misbehaves on purpose");
         Ok(Self {
             mode,

@@ -100,7 +100,13 @@ impl Body {
                         "type": "error",
                         "error": {"message": message, "type": "server_error", "param": null, "code": "stream_failed"}
                     })))),
-                    StreamFormat::Audio => Some(Err(Aborted(message))),
+                    StreamFormat::Audio => {
+                        // Give the connection a moment to flush what was already produced (at
+                        // least the status line and the first chunk), so the client sees a 200
+                        // with a cut body rather than an empty reply.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Some(Err(Aborted(message)))
+                    }
                 }
             }
         }
