@@ -221,8 +221,15 @@ pub fn summarize_mismatch(details: &str) -> String {
             if next.is_empty() || next.contains("Error:") {
                 break;
             }
-            if let Some(rest) = next.strip_prefix("Expected:").or_else(|| next.strip_prefix("Found:")) {
-                label = Some(if next.starts_with("Expected") { "Expected" } else { "Found" });
+            if let Some(rest) = next
+                .strip_prefix("Expected:")
+                .or_else(|| next.strip_prefix("Found:"))
+            {
+                label = Some(if next.starts_with("Expected") {
+                    "Expected"
+                } else {
+                    "Found"
+                });
                 entry.push_str(&format!("\n  {}:", label.unwrap_or_default()));
                 if !rest.trim().is_empty() {
                     entry.push(' ');
@@ -346,7 +353,8 @@ mod tests {
             summarize_mismatch(details),
             "Error:incompatible package versions\n  Expected: 0.1.0\n  Found: 0.2.0"
         );
-        let layout = "noise\n\nError:mismatched package\nExpected:\n    tts-backend-api\nFound:\n    other\n\n";
+        let layout =
+            "noise\n\nError:mismatched package\nExpected:\n    tts-backend-api\nFound:\n    other\n\n";
         assert_eq!(
             summarize_mismatch(layout),
             "Error:mismatched package\n  Expected: tts-backend-api\n  Found: other"
