@@ -8,6 +8,7 @@
 pub mod hparams;
 pub mod inspect;
 pub mod model_file;
+pub mod text;
 pub mod weights;
 
 pub use hparams::HParams;
