@@ -321,10 +321,12 @@ fn date_words(year: Option<u64>, month: usize, day: u64, comma_before_year: bool
 // ---------------------------------------------------------------------------------------------
 
 /// Words after which a 4-digit number 1000..=2099 is read as a year (lower case).
-const YEAR_CUES: [&str; 20] = [
+const YEAR_CUES: [&str; 23] = [
     "in", "since", "by", "from", "until", "till", "year", "circa", "during", "before", "after", "around",
-    "early", "late", "mid", "spring", "summer", "autumn", "fall", "winter",
+    "early", "late", "mid", "spring", "summer", "autumn", "fall", "winter", "between", "born", "died",
 ];
+/// Words that join two years ("between 1939 and 1945", "from 1999 to 2005").
+const YEAR_JOINERS: [&str; 4] = ["and", "to", "through", "or"];
 const ERAS: [&str; 4] = ["BC", "AD", "BCE", "CE"];
 
 /// Unit abbreviations read after a number: (as typed, singular, plural). Case-sensitive. `m`,
@@ -395,7 +397,7 @@ const SCALE_SUFFIXES: [(&str, &str); 7] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AbbrevKind {
     /// Precedes what it qualifies (`Mr. Smith`, `vs. Frazier`, `e.g. apples`): the period is
-    /// always replaced, even before a capital letter.
+    /// replaced even before a capital letter, and kept only at the end of a line or the text.
     Prefix,
     /// Can end a sentence (`etc.`): the period is kept when a sentence ends there.
     Plain,
@@ -679,6 +681,21 @@ impl Scanner<'_> {
             }
             if !c.is_whitespace() {
                 return c.is_uppercase();
+            }
+            j += 1;
+        }
+        true
+    }
+
+    /// Whether only whitespace up to a line break or the end of the text follows `i`.
+    fn line_ends_at(&self, i: usize) -> bool {
+        let mut j = i;
+        while let Some(c) = self.at(j) {
+            if c == '\n' {
+                return true;
+            }
+            if !c.is_whitespace() {
+                return false;
             }
             j += 1;
         }
@@ -995,10 +1012,10 @@ impl Scanner<'_> {
             second = Some(s.parse::<u64>().ok()?);
             end = s_end;
         }
-        if !self.is_word_end(end) || minute > 59 || second.is_some_and(|s| s > 59) {
+        let am_pm = self.am_pm(end);
+        if (am_pm.is_none() && !self.is_word_end(end)) || minute > 59 || second.is_some_and(|s| s > 59) {
             return None;
         }
-        let am_pm = self.am_pm(end);
         let valid_hour = match am_pm {
             Some(_) => (1..=12).contains(&hour),
             None => hour <= 23 || (hour == 24 && minute == 0),
@@ -1417,7 +1434,30 @@ impl Scanner<'_> {
             return true;
         }
         let lower = previous.to_lowercase();
-        YEAR_CUES.contains(&lower.as_str())
+        if YEAR_CUES.contains(&lower.as_str()) {
+            return true;
+        }
+        // The second year of a pair read as years: "in 1939 and 1945".
+        if !YEAR_JOINERS.contains(&lower.as_str()) {
+            return false;
+        }
+        let joiner_start = self.skip_back_whitespace(start) - previous.chars().count();
+        let year_end = self.skip_back_whitespace(joiner_start);
+        let year_start = year_end.saturating_sub(4);
+        let is_year = self.digit_run(year_start, 4, 4).is_some_and(|(end, digits)| {
+            end == year_end
+                && self.is_word_start(year_start)
+                && digits.parse::<u64>().is_ok_and(|y| (1000..=2099).contains(&y))
+        });
+        is_year && self.is_year_context(year_start, year_end)
+    }
+
+    fn skip_back_whitespace(&self, i: usize) -> usize {
+        let mut j = i;
+        while j > 0 && self.chars[j - 1].is_whitespace() {
+            j -= 1;
+        }
+        j
     }
 
     /// `#1` → "number one".
@@ -1459,7 +1499,11 @@ impl Scanner<'_> {
         if !self.is_word_end(end) {
             return None;
         }
-        if kind == AbbrevKind::Plain && self.chars[end - 1] == '.' && self.sentence_ends_at(end) {
+        let keep_period = match kind {
+            AbbrevKind::Plain => self.sentence_ends_at(end),
+            AbbrevKind::Prefix => self.line_ends_at(end),
+        };
+        if keep_period && self.chars[end - 1] == '.' {
             end -= 1;
         }
         Some(Replacement {
@@ -1659,6 +1703,7 @@ mod tests {
         ("15:00", "fifteen hundred"),
         ("3:00 PM", "three PM"),
         ("15:45:30", "fifteen forty-five and thirty seconds"),
+        ("at 6:45pm today", "at six forty-five PM today"),
         // Ordinals
         ("1st", "first"),
         ("22nd", "twenty-second"),
@@ -1680,6 +1725,15 @@ mod tests {
         ("the 1990s", "the nineteen nineties"),
         ("the '90s", "the nineties"),
         ("the 2000s", "the two thousands"),
+        (
+            "between 1939 and 1945",
+            "between nineteen thirty-nine and nineteen forty-five",
+        ),
+        ("Born 1950, died 2010.", "Born nineteen fifty, died twenty ten."),
+        (
+            "1939 and 1945",
+            "one thousand nine hundred thirty-nine and one thousand nine hundred forty-five",
+        ),
         // Phone numbers
         (
             "555-123-4567",
@@ -1709,6 +1763,7 @@ mod tests {
         ("on Main St. today", "on Main Street today"),
         ("I live on Main St.", "I live on Main Street."),
         ("the Dr. said", "the Doctor said"),
+        ("I called the Dr.", "I called the Doctor."),
         ("Sunset Dr. is closed", "Sunset Drive is closed"),
         ("apples, pears, etc.", "apples, pears, et cetera."),
         ("apples, etc. and more", "apples, et cetera and more"),
