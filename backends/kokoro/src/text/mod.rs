@@ -3,5 +3,7 @@
 //! Each step is a pure function (except the phonemizer, which wraps espeak-ng) and is tested on
 //! its own.
 
+pub mod chunk;
+pub mod normalize;
 pub mod phonemize;
 pub mod vocab;
