@@ -280,6 +280,15 @@ impl GgufFile {
         &self.backing.bytes()[start..start + info.size as usize]
     }
 
+    /// The whole tensor-data section of the file (from [`data_offset`](Self::data_offset) to
+    /// the end), borrowed from the mapping; every [`TensorInfo::offset`] is relative to its
+    /// start. For wrapping all weights at once without copying (its start is aligned to
+    /// [`alignment`](Self::alignment) within the file, and a mapping starts on a page boundary).
+    pub fn data_section(&self) -> &[u8] {
+        let bytes = self.backing.bytes();
+        bytes.get(self.data_offset as usize..).unwrap_or(&[])
+    }
+
     /// Total bytes of tensor data.
     pub fn tensor_bytes(&self) -> u64 {
         self.tensors.iter().map(|t| t.size).sum()

@@ -2,12 +2,15 @@
 //!
 //! So far: the model file ([`model_file`]: open a TTS.cpp-layout GGUF through `tts-gguf`, check
 //! every tensor and voice), the tensor-name table ([`weights`]) and hyper-parameters
-//! ([`hparams`]). The graph, phonemizer and plugin export come later.
+//! ([`hparams`]); the forward pass on ggml ([`graph`], run per request by [`runner`]) up to the
+//! durations and the text encoder. The rest of the graph and the plugin export come later.
 #![deny(unsafe_code)]
 
+pub mod graph;
 pub mod hparams;
 pub mod inspect;
 pub mod model_file;
+pub mod runner;
 pub mod text;
 pub mod weights;
 

@@ -1,0 +1,163 @@
+//! `nn.LSTM(in, 256, 1, batch_first=True, bidirectional=True)`, the one recurrent building block
+//! of Kokoro (text encoder, the three DurationEncoder LSTMs, the duration LSTM, the shared LSTM).
+//!
+//! Reference: `torch.nn.LSTM` as used in
+//! <https://github.com/hexgrad/kokoro/blob/4b647d3/kokoro/modules.py> (`TextEncoder.lstm`,
+//! `DurationEncoder.lstms`, `ProsodyPredictor.lstm` / `.shared`). Gate order i, f, g, o;
+//! `c' = σ(f)·c + σ(i)·tanh(g)`, `h' = σ(o)·tanh(c')`, zero initial state, the reverse direction
+//! reads the sequence backwards and its outputs are stored at their original time index.
+//!
+//! Not unrolled (kokoro-model.md §6.4): the input projections of all steps are 4 `mul_mat`s per
+//! direction in the graph; the recurrence is one custom op (a CPU loop over `t` with a
+//! `1024 × 256` GEMV per step), both directions in parallel on two threads. The recurrent
+//! matrices are fused per direction at load ([`Recurrent`]) because the custom op reads them on
+//! the host.
+
+use std::sync::Arc;
+
+use tts_ggml::{Context, CustomArgs, Split, Tensor};
+
+use super::{GraphError, KokoroWeights, Result};
+use crate::model_file::KokoroModelFile;
+
+/// GGUF prefixes of the six LSTMs (each followed by `.weights.k`, `.biases.k`,
+/// `.reverse_weights.k`, `.reverse_biases.k`, `k = 2·gate + (0 ih | 1 hh)`).
+pub const LSTM_PREFIXES: &[&str] = &[
+    "kokoro.text_encoder.lstm.0",
+    "kokoro.duration_predictor.layers.0.lstm.0",
+    "kokoro.duration_predictor.layers.2.lstm.0",
+    "kokoro.duration_predictor.layers.4.lstm.0",
+    "kokoro.duration_predictor.duration_lstm.0",
+    "kokoro.duration_predictor.shared_lstm.0",
+];
+
+/// Gate count (i, f, g, o).
+const N_GATES: usize = 4;
+
+/// The recurrent weights `W_hh` of both directions, fused per direction as `[4H rows][H]`
+/// (row `gate·H + j` holds unit `j` of that gate), F32, on the host.
+#[derive(Debug)]
+pub struct Recurrent {
+    hidden: usize,
+    /// `[forward, reverse]`, each `4H·H` floats.
+    w_hh: [Vec<f32>; 2],
+}
+
+impl Recurrent {
+    /// Reads and fuses `{prefix}.{weights,reverse_weights}.{1,3,5,7}` (each `ne = [H, H]`, i.e.
+    /// `H` rows of `H` inputs). F32 only so far (quantized files need a dequantizing copy here).
+    pub fn load(file: &KokoroModelFile, prefix: &str) -> Result<Self> {
+        let mut w_hh: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
+        let mut hidden = 0;
+        for (dir, kind) in ["weights", "reverse_weights"].iter().enumerate() {
+            for gate in 0..N_GATES {
+                let name = format!("{prefix}.{kind}.{}", 2 * gate + 1);
+                let t = file
+                    .tensor(&name)
+                    .ok_or_else(|| GraphError::MissingTensor(name.clone()))?;
+                hidden = t.info.ne[0] as usize;
+                let data = t.as_f32().ok_or_else(|| GraphError::UnsupportedType {
+                    name: name.clone(),
+                    ty: t.info.ggml_type.name(),
+                    reason: "the LSTM recurrence reads F32 W_hh on the host",
+                })?;
+                w_hh[dir].extend_from_slice(data);
+            }
+        }
+        if hidden == 0 || w_hh.iter().any(|w| w.len() != N_GATES * hidden * hidden) {
+            return Err(GraphError::Input(format!("{prefix}: W_hh blocks are not [H, H]")));
+        }
+        Ok(Self { hidden, w_hh })
+    }
+
+    /// Hidden size per direction (256).
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Runs one direction over precomputed input gates `[T][4H]` (bias included), writing
+    /// `h_t` to `out[t·H ..]` `[T][H]`.
+    fn run(&self, dir: usize, gates: &[f32], out: &mut [f32]) {
+        let h_n = self.hidden;
+        let w = &self.w_hh[dir];
+        let n_t = out.len() / h_n;
+        let mut h = vec![0f32; h_n];
+        let mut c = vec![0f32; h_n];
+        let mut g = vec![0f32; N_GATES * h_n];
+        for step in 0..n_t {
+            let t = if dir == 0 { step } else { n_t - 1 - step };
+            g.copy_from_slice(&gates[t * N_GATES * h_n..(t + 1) * N_GATES * h_n]);
+            for (gr, row) in g.iter_mut().zip(w.chunks_exact(h_n)) {
+                *gr += row.iter().zip(&h).map(|(a, b)| a * b).sum::<f32>();
+            }
+            let (gi, rest) = g.split_at(h_n);
+            let (gf, rest) = rest.split_at(h_n);
+            let (gg, go) = rest.split_at(h_n);
+            let o = &mut out[t * h_n..(t + 1) * h_n];
+            for j in 0..h_n {
+                c[j] = sigmoid(gf[j]) * c[j] + sigmoid(gi[j]) * gg[j].tanh();
+                h[j] = sigmoid(go[j]) * c[j].tanh();
+                o[j] = h[j];
+            }
+        }
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Builds a bidirectional LSTM over `x` `[In, T]` with the weights under `prefix`; returns
+/// `[2H, T]` (forward units 0..H, reverse units H..2H), named `name`.
+pub fn bilstm<'a>(
+    ctx: &'a Context,
+    w: &'a KokoroWeights,
+    prefix: &str,
+    x: Tensor<'a>,
+    name: &str,
+) -> Result<Tensor<'a>> {
+    let rec = w.recurrent(prefix)?;
+    let h_n = rec.hidden() as i64;
+    let n_t = x.ne()[1];
+    let mut dirs = Vec::with_capacity(2);
+    for (kind_w, kind_b) in [("weights", "biases"), ("reverse_weights", "reverse_biases")] {
+        let mut gates: Option<Tensor<'a>> = None;
+        for gate in 0..N_GATES {
+            let k_ih = 2 * gate;
+            let mut cur = ctx.mul_mat(w.tensor(&format!("{prefix}.{kind_w}.{k_ih}"))?, x)?; // [H, T]
+            cur = ctx.add(cur, w.tensor(&format!("{prefix}.{kind_b}.{k_ih}"))?)?;
+            cur = ctx.add(cur, w.tensor(&format!("{prefix}.{kind_b}.{}", k_ih + 1))?)?;
+            gates = Some(match gates {
+                None => cur,
+                Some(g) => ctx.concat(g, cur, 0)?, // [(gate+1)·H, T]
+            });
+        }
+        dirs.push(gates.ok_or_else(|| GraphError::Input("no gates".into()))?); // [4H, T]
+    }
+    let gates = ctx.concat(dirs[0], dirs[1], 2)?; // [4H, T, 2]
+    let gates = gates.set_name(&format!("{name}.gates"))?;
+    let op_rec = Arc::clone(&rec);
+    let hs = ctx.custom(
+        [h_n, n_t, 2, 1],
+        &[gates],
+        Split::Outer(2),
+        move |args: CustomArgs<'_>| {
+            let CustomArgs {
+                dst,
+                blocks,
+                block_len,
+                srcs,
+                ..
+            } = args;
+            let src = srcs[0].data;
+            let per_dir = src.len() / 2;
+            for (out, dir) in dst.chunks_exact_mut(block_len).zip(blocks) {
+                op_rec.run(dir, &src[dir * per_dir..(dir + 1) * per_dir], out);
+            }
+        },
+    )?; // [H, T, 2]
+    let cur = ctx.permute(hs, [0, 2, 1, 3])?; // [H, 2, T]
+    let cur = ctx.cont(cur)?;
+    let cur = ctx.reshape(cur, &[2 * h_n, n_t])?; // [2H, T]
+    Ok(cur.set_name(name)?)
+}
