@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use support::npz;
+use tts_backend_kokoro::graph::alignment::{alignment_matrix, expand};
 use tts_backend_kokoro::graph::KokoroWeights;
 use tts_backend_kokoro::runner::KokoroRunner;
 use tts_backend_kokoro::KokoroModelFile;
@@ -255,6 +256,27 @@ fn golden_duration_path_and_text_encoder() {
             &t_en_gold,
             t0.elapsed().as_secs_f64(),
         ));
+
+        // Alignment from the golden pred_dur: A exact; en = d·A (d teacher-forced above),
+        // asr = t_en·A (t_en from ids above).
+        let a = alignment_matrix(gold_dur);
+        let a_gold = arr("pred_aln_trg").f32();
+        rows.push(Row {
+            golden: golden.clone(),
+            stage: "alignment",
+            array: "pred_aln_trg",
+            max_abs: compare_f32(&a, a_gold).0,
+            max_rel: compare_f32(&a, a_gold).1,
+            tol: "exact".into(),
+            pass: a.as_slice() == a_gold,
+            secs: 0.0,
+        });
+        let en_mine = expand(&dur.d, 640, gold_dur).expect("d is [640, T]");
+        let en_gold = channels_first_to_ne(en.f32(), 640, n_f);
+        rows.push(float_row(&golden, "alignment", "en", &en_mine, &en_gold, 0.0));
+        let asr_mine = expand(&t_en, 512, gold_dur).expect("t_en is [512, T]");
+        let asr_gold = channels_first_to_ne(arr("asr").f32(), 512, n_f);
+        rows.push(float_row(&golden, "alignment", "asr", &asr_mine, &asr_gold, 0.0));
 
         // Whole duration graph from ids, ref_s, speed (no teacher forcing): pred_dur exact.
         let t0 = Instant::now();

@@ -5,6 +5,7 @@
 //!   kept alive through the `Arc`), plus the fused recurrent LSTM matrices the custom LSTM op
 //!   reads on the host. Shared read-only by every request (`Send + Sync`, put it in an `Arc`).
 //! * [`albert`]: `CustomAlbert` (PL-BERT) and the `bert_encoder` projection.
+//! * [`alignment`]: `pred_aln_trg` and the frame expansion `x·A` (host).
 //! * [`lstm`]: the bidirectional `nn.LSTM` as one input projection + a custom recurrence op.
 //! * [`prosody`]: `DurationEncoder` and the duration head of `ProsodyPredictor`.
 //! * [`text_encoder`]: `TextEncoder` (CNN + BiLSTM).
@@ -18,6 +19,7 @@
 //! `shared/docs/kokoro-model.md` §4.
 
 pub mod albert;
+pub mod alignment;
 pub mod lstm;
 pub mod prosody;
 pub mod text_encoder;
