@@ -294,7 +294,13 @@ fn default_backend() -> Result<PathBuf, CliError> {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_default();
-    for name in ["libtts_backend_kokoro.so", "libtts_backend_kokoro.dylib"] {
+    // The Kokoro plugin is built as libkokoro_cpu.so (libkokoro_metal.dylib with Metal).
+    for name in [
+        "libkokoro_cpu.so",
+        "libkokoro_metal.dylib",
+        "libtts_backend_kokoro.so",
+        "libtts_backend_kokoro.dylib",
+    ] {
         let candidate = dir.join(name);
         if candidate.exists() {
             return Ok(candidate);
@@ -305,7 +311,10 @@ fn default_backend() -> Result<PathBuf, CliError> {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("libtts_backend_") && (n.ends_with(".so") || n.ends_with(".dylib")))
+                .filter(|n| {
+                    (n.starts_with("libtts_backend_") || n.starts_with("libkokoro_"))
+                        && (n.ends_with(".so") || n.ends_with(".dylib"))
+                })
                 .collect()
         })
         .unwrap_or_default();
