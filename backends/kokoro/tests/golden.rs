@@ -17,39 +17,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use support::npz;
+use support::{model_path, npz};
 use tts_backend_kokoro::graph::alignment::{alignment_matrix, expand};
 use tts_backend_kokoro::graph::KokoroWeights;
 use tts_backend_kokoro::runner::KokoroRunner;
 use tts_backend_kokoro::KokoroModelFile;
 use tts_ggml::ComputeDevice;
 
-const FETCH: &str = "scripts/fetch-model";
 /// Relative tolerance of every float stage implemented here (golden-reference.md §4).
 const REL_TOL: f64 = 1e-4;
-
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("TTS_KOKORO_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/kokoro-82m-f32.gguf"
-            ))
-        });
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Kokoro model not found at {}: run `{FETCH}` in the repository root (or set TTS_KOKORO_MODEL)",
-        path.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = std::env::var_os("TTS_KOKORO_FIXTURES")

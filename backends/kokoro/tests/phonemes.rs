@@ -5,61 +5,17 @@
 //! the repository root. Without it the tests skip with a message, except in CI (`CI` set).
 //! Run with `--nocapture` to see the summary table.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde_json::Value;
+use support::{model_path, phoneme_fixture_path as fixture_path};
 use tts_backend_kokoro::text::phonemize::{
     phonemize_with, KokoroPhonemizer, Language, Mapping, PhonemizeError, Phonemized,
 };
 use tts_backend_kokoro::text::vocab::Vocab;
 use tts_backend_kokoro::KokoroModelFile;
-
-fn fixture_path() -> Option<PathBuf> {
-    let path = std::env::var_os("TTS_PHONEME_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/fixtures/phonemes/visible.jsonl"
-            ))
-        });
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "phoneme fixtures not found at {} (set TTS_PHONEME_FIXTURES)",
-        path.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("TTS_KOKORO_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/kokoro-82m-f32.gguf"
-            ))
-        });
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Kokoro model not found at {}: run `scripts/fetch-model` (or set TTS_KOKORO_MODEL)",
-        path.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
 
 /// One fixture row, the fields this test compares.
 struct Row {

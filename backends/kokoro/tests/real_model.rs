@@ -4,35 +4,12 @@
 //! (what `scripts/fetch-model` writes by default). Without the file the test skips with a
 //! message, except in CI (`CI` set), where it fails: CI must run the fetch step first.
 
-use std::path::PathBuf;
+mod support;
+
+use support::model_path;
 
 use tts_backend_kokoro::{KokoroModelFile, PhonemizerVariant};
 use tts_gguf::GgmlType;
-
-const FETCH: &str = "scripts/fetch-model";
-
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("TTS_KOKORO_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/kokoro-82m-f32.gguf"
-            ))
-        });
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Kokoro model not found at {}: run `{FETCH}` in the repository root (or set TTS_KOKORO_MODEL)",
-        path.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
 
 #[test]
 fn converted_model_opens_and_passes_every_check() {
