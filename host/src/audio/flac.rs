@@ -42,8 +42,9 @@ const BITS_PER_SAMPLE: usize = 16;
 /// Length of `fLaC` plus the `STREAMINFO` block with its 4-byte block header.
 pub(super) const HEADER_LEN: usize = 4 + 4 + 34;
 
-/// Highest rate `flacenc::component::StreamInfo` accepts; used for the placeholder
-/// `StreamInfo` that only tells the frame encoder the channel count and sample size.
+/// Highest rate `flacenc::component::StreamInfo` accepts. The `StreamInfo` handed to the frame
+/// encoder only supplies the channel count and sample size (the rate in every frame header is
+/// written by this module), so its rate is clamped to this value.
 const FLACENC_MAX_RATE: u32 = 96_000;
 
 /// `fLaC` and a `STREAMINFO` block (marked as the last metadata block) for a mono 16-bit
@@ -57,9 +58,10 @@ fn header(sample_rate: u32) -> [u8; HEADER_LEN] {
     let block = (BLOCK_SIZE as u16).to_be_bytes();
     h[8..10].copy_from_slice(&block); // minimum block size
     h[10..12].copy_from_slice(&block); // maximum block size
-                                       // h[12..18]: minimum and maximum frame size, 24 bits each: 0 = unknown.
-                                       // Then 20 bits sample rate, 3 bits channels - 1, 5 bits bits-per-sample - 1 and
-                                       // 36 bits total samples (0 = unknown), packed big-endian into 64 bits.
+
+    // h[12..18]: minimum and maximum frame size, 24 bits each: 0 = unknown.
+    // Then 20 bits sample rate, 3 bits channels - 1, 5 bits bits-per-sample - 1 and
+    // 36 bits total samples (0 = unknown), packed big-endian into 64 bits.
     let channels_minus_one = 0u64;
     let packed =
         (u64::from(sample_rate) << 44) | (channels_minus_one << 41) | (((BITS_PER_SAMPLE - 1) as u64) << 36);
@@ -72,8 +74,8 @@ fn header(sample_rate: u32) -> [u8; HEADER_LEN] {
 pub(super) struct FlacEncoder {
     sample_rate: u32,
     config: Verified<flacenc::config::Encoder>,
-    /// Tells `encode_fixed_size_frame` the channel count and sample size; its rate is a
-    /// placeholder (see the module docs).
+    /// Tells `encode_fixed_size_frame` the channel count and sample size; its rate is clamped
+    /// to [`FLACENC_MAX_RATE`] and never written out (see the module docs).
     frame_info: StreamInfo,
     framebuf: FrameBuf,
     /// Samples of the block being filled, already converted to 16-bit.
