@@ -66,9 +66,8 @@ impl Body {
             (Some(Event::Audio(bytes)), StreamFormat::Sse) => Some(Ok(sse(
                 &json!({"type": "speech.audio.delta", "audio": super::b64(&bytes)}),
             ))),
-            (Some(Event::Done { samples }), StreamFormat::Audio) => {
+            (Some(Event::Done { .. }), StreamFormat::Audio) => {
                 self.finished = true;
-                let _ = samples;
                 None
             }
             (Some(Event::Done { samples }), StreamFormat::Sse) => {
