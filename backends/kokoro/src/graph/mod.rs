@@ -6,6 +6,8 @@
 //!   reads on the host. Shared read-only by every request (`Send + Sync`, put it in an `Arc`).
 //! * [`albert`]: `CustomAlbert` (PL-BERT) and the `bert_encoder` projection.
 //! * [`alignment`]: `pred_aln_trg` and the frame expansion `x·A` (host).
+//! * [`harmonic`]: `SineGen` + `SourceModuleHnNSF` (the harmonic source) and its STFT (host).
+//! * [`istft`]: the generator's inverse STFT with the export's window-sum quirk (host).
 //! * [`lstm`]: the bidirectional `nn.LSTM` as one input projection + a custom recurrence op.
 //! * [`prosody`]: `DurationEncoder` and the duration head of `ProsodyPredictor`.
 //! * [`text_encoder`]: `TextEncoder` (CNN + BiLSTM).
@@ -20,6 +22,8 @@
 
 pub mod albert;
 pub mod alignment;
+pub mod harmonic;
+pub mod istft;
 pub mod lstm;
 pub mod prosody;
 pub mod text_encoder;
