@@ -15,6 +15,12 @@ use std::sync::Arc;
 use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, Tensor};
 
 use crate::graph::albert::{bert_encoder, CustomAlbert, HIDDEN};
+use crate::graph::alignment::n_frames;
+use crate::graph::decoder::Decoder;
+use crate::graph::f0n::F0Ntrain;
+use crate::graph::generator::Generator;
+use crate::graph::harmonic::{harmonic_source, stft, stft_frames};
+use crate::graph::istft::istft;
 use crate::graph::prosody::{round_durations, DurationEncoder, ProsodyPredictor, STYLE_DIM};
 use crate::graph::text_encoder::TextEncoder;
 use crate::graph::{GraphError, KokoroWeights, Result};
@@ -29,6 +35,16 @@ const GRAPH_SIZE: usize = 8192;
 const D_MODEL: usize = 512;
 /// DurationEncoder output channels (512 + style).
 const D_CHANNELS: usize = 640;
+/// Decoder output channels (`generator_in`).
+const GEN_CHANNELS: usize = 512;
+/// STFT magnitude + phase channels of the harmonic source.
+const HAR_CHANNELS: usize = 22;
+/// The harmonic source's `l_linear` (9 → 1).
+const M_SOURCE_WEIGHT: &str = "kokoro.decoder.generator.m_source_weight";
+const M_SOURCE_BIAS: &str = "kokoro.decoder.generator.m_source_bias";
+/// Most frames one chunk may have (25 ms each: 10 minutes), a guard against absurd sizes before
+/// any buffer is allocated; the text pipeline keeps chunks far below it.
+pub const MAX_FRAMES: usize = 24_000;
 
 /// The duration graph's outputs, all `ne0`-fastest (`[C, T]` stored as `T` rows of `C`).
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +95,15 @@ fn check_len(what: &str, data: &[f32], n: usize) -> Result<()> {
         return Err(GraphError::Input(format!(
             "{what}: {} values, expected {n}",
             data.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_frames(n_f: usize) -> Result<()> {
+    if n_f == 0 || n_f > MAX_FRAMES {
+        return Err(GraphError::Input(format!(
+            "{n_f} frames, expected 1..={MAX_FRAMES}"
         )));
     }
     Ok(())
@@ -274,4 +299,193 @@ impl KokoroRunner {
         let mut res = self.compute(&ctx, inputs, &[out])?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
+
+    /// The F0/N predictor alone: `en` `[640, F]` (channel-major, `d·A`) and `style_predictor_s`
+    /// `[128]` → (`F0_pred`, `N_pred`), `2F` values each.
+    pub fn f0n(&self, en: &[f32], s_pred: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n_f = en.len() / D_CHANNELS;
+        check_frames(n_f)?;
+        check_len("en", en, n_f * D_CHANNELS)?;
+        check_len("style_predictor_s", s_pred, STYLE_DIM as usize)?;
+        let ctx = new_context()?;
+        let x = ctx
+            .new_tensor_2d(GgmlType::F32, D_CHANNELS as i64, n_f as i64)?
+            .set_name("en")?
+            .set_input()?;
+        let s = ctx
+            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .set_name("style_predictor_s")?
+            .set_input()?;
+        let out = F0Ntrain::forward(&ctx, &self.weights, x, s)?;
+        let (f0, n) = (out.f0.set_output()?, out.n.set_output()?);
+        let mut res = self
+            .compute(&ctx, vec![Input::F32(x, en), Input::F32(s, s_pred)], &[f0, n])?
+            .into_iter();
+        match (res.next(), res.next()) {
+            (Some(f0), Some(n)) => Ok((f0, n)),
+            _ => Err(GraphError::Input("missing outputs".into())),
+        }
+    }
+
+    /// The decoder body alone: `asr` `[512, F]` (channel-major, `t_en·A`), `F0_pred` and
+    /// `N_pred` `[2F]`, `style_decoder_s` `[128]` → (`decoder_encode_in` `[514, F]`,
+    /// `generator_in` `[512, 2F]`), both in numpy `[C, T]` order.
+    pub fn decoder(&self, asr: &[f32], f0: &[f32], n: &[f32], s_dec: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n_f = asr.len() / D_MODEL;
+        check_frames(n_f)?;
+        check_len("asr", asr, n_f * D_MODEL)?;
+        check_len("F0_pred", f0, 2 * n_f)?;
+        check_len("N_pred", n, 2 * n_f)?;
+        check_len("style_decoder_s", s_dec, STYLE_DIM as usize)?;
+        let ctx = new_context()?;
+        let asr_t = ctx
+            .new_tensor_2d(GgmlType::F32, D_MODEL as i64, n_f as i64)?
+            .set_name("asr")?
+            .set_input()?;
+        let f0_t = ctx
+            .new_tensor_2d(GgmlType::F32, 2 * n_f as i64, 1)?
+            .set_name("F0_pred")?
+            .set_input()?;
+        let n_t = ctx
+            .new_tensor_2d(GgmlType::F32, 2 * n_f as i64, 1)?
+            .set_name("N_pred")?
+            .set_input()?;
+        let s = ctx
+            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .set_name("style_decoder_s")?
+            .set_input()?;
+        let asr_tm = ctx.cont(ctx.transpose(asr_t)?)?; // [F, 512]
+        let out = Decoder::forward(&ctx, &self.weights, asr_tm, f0_t, n_t, s)?;
+        let (ei, gi) = (out.encode_in.set_output()?, out.generator_in.set_output()?);
+        let inputs = vec![
+            Input::F32(asr_t, asr),
+            Input::F32(f0_t, f0),
+            Input::F32(n_t, n),
+            Input::F32(s, s_dec),
+        ];
+        let mut res = self.compute(&ctx, inputs, &[ei, gi])?.into_iter();
+        match (res.next(), res.next()) {
+            (Some(ei), Some(gi)) => Ok((ei, gi)),
+            _ => Err(GraphError::Input("missing outputs".into())),
+        }
+    }
+
+    /// The generator body alone: `generator_in` `[512, 2F]` and `har_spec_phase` `[22, 120F+1]`
+    /// (numpy `[C, T]` order), `style_decoder_s` `[128]` → `conv_post_out` `[22, 120F+1]`.
+    pub fn generator(&self, gen_in: &[f32], har: &[f32], s_dec: &[f32]) -> Result<Vec<f32>> {
+        let n_2f = gen_in.len() / GEN_CHANNELS;
+        check_frames(n_2f / 2)?;
+        check_len("generator_in", gen_in, n_2f * GEN_CHANNELS)?;
+        let n_stft = 60 * n_2f + 1;
+        check_len("har_spec_phase", har, n_stft * HAR_CHANNELS)?;
+        check_len("style_decoder_s", s_dec, STYLE_DIM as usize)?;
+        let ctx = new_context()?;
+        let x = ctx
+            .new_tensor_2d(GgmlType::F32, n_2f as i64, GEN_CHANNELS as i64)?
+            .set_name("generator_in")?
+            .set_input()?;
+        let h = ctx
+            .new_tensor_2d(GgmlType::F32, n_stft as i64, HAR_CHANNELS as i64)?
+            .set_name("har_spec_phase")?
+            .set_input()?;
+        let s = ctx
+            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .set_name("style_decoder_s")?
+            .set_input()?;
+        let out = Generator::forward(&ctx, &self.weights, x, h, s)?.set_output()?;
+        let inputs = vec![Input::F32(x, gen_in), Input::F32(h, har), Input::F32(s, s_dec)];
+        let mut res = self.compute(&ctx, inputs, &[out])?;
+        res.pop().ok_or_else(|| GraphError::Input("no output".into()))
+    }
+
+    /// Token ids (BOS/EOS included), the voice row `ref_s` `[256]` and speed → 24 kHz audio
+    /// (`600·Σ pred_dur` samples) and the durations.
+    pub fn synthesize(&self, ids: &[i32], ref_s: &[f32], speed: f32) -> Result<Synthesis> {
+        let dur = self.durations(ids, ref_s, speed)?;
+        let n_f = n_frames(&dur.pred_dur);
+        check_frames(n_f)?;
+        let (s_dec, s_pred) = ref_s.split_at(STYLE_DIM as usize);
+        let (f0, gen_in) = self.frames(ids, &dur.d, &dur.pred_dur, s_pred, s_dec)?;
+        let w = self.weights.file();
+        let m_weight = w
+            .tensor(M_SOURCE_WEIGHT)
+            .and_then(|t| t.as_f32())
+            .ok_or_else(|| GraphError::MissingTensor(M_SOURCE_WEIGHT.into()))?;
+        let m_bias = w
+            .tensor(M_SOURCE_BIAS)
+            .and_then(|t| t.as_f32())
+            .and_then(|b| b.first().copied())
+            .ok_or_else(|| GraphError::MissingTensor(M_SOURCE_BIAS.into()))?;
+        let har = harmonic_source(&f0, m_weight, m_bias)?;
+        let spec = stft(&har)?; // [22, 120F+1]
+        let post = self.generator(&gen_in, &spec, s_dec)?;
+        let audio = istft(&post, stft_frames(har.len()))?;
+        Ok(Synthesis {
+            audio,
+            pred_dur: dur.pred_dur,
+        })
+    }
+
+    /// Graph 2 of kokoro-model.md §3 (steps 7–11) from the duration graph's outputs: the text
+    /// encoder, the frame expansion of `d` and `t_en` (a row gather by frame → token index),
+    /// the F0/N predictor and the decoder body → (`F0_pred` `[2F]`, `generator_in` `[512, 2F]`).
+    fn frames(
+        &self,
+        ids: &[i32],
+        d: &[f32],
+        pred_dur: &[i64],
+        s_pred: &[f32],
+        s_dec: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let frame_token: Vec<i32> = pred_dur
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &n)| std::iter::repeat_n(i as i32, n.max(0) as usize))
+            .collect();
+        let n_f = frame_token.len() as i64;
+        let ctx = new_context()?;
+        let w = &*self.weights;
+        let (ids_t, _, mut inputs) = Self::ids_inputs(&ctx, ids, false)?;
+        let d_t = ctx
+            .new_tensor_2d(GgmlType::F32, D_CHANNELS as i64, ids.len() as i64)?
+            .set_name("d")?
+            .set_input()?;
+        let idx = ctx
+            .new_tensor_1d(GgmlType::I32, n_f)?
+            .set_name("frame_token")?
+            .set_input()?;
+        let sp = ctx
+            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .set_name("style_predictor_s")?
+            .set_input()?;
+        let sd = ctx
+            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .set_name("style_decoder_s")?
+            .set_input()?;
+        inputs.push(Input::F32(d_t, d));
+        inputs.push(Input::I32(idx, frame_token));
+        inputs.push(Input::F32(sp, s_pred));
+        inputs.push(Input::F32(sd, s_dec));
+        let en = ctx.get_rows(d_t, idx)?.set_name("en")?; // [640, F]
+        let t_en = TextEncoder::forward(&ctx, w, ids_t)?; // [512, T]
+        let asr = ctx.get_rows(t_en, idx)?.set_name("asr")?; // [512, F]
+        let f0n = F0Ntrain::forward(&ctx, w, en, sp)?;
+        let asr_tm = ctx.cont(ctx.transpose(asr)?)?; // [F, 512]
+        let dec = Decoder::forward(&ctx, w, asr_tm, f0n.f0, f0n.n, sd)?;
+        let (f0, gi) = (f0n.f0.set_output()?, dec.generator_in.set_output()?);
+        let mut res = self.compute(&ctx, inputs, &[f0, gi])?.into_iter();
+        match (res.next(), res.next()) {
+            (Some(f0), Some(gi)) => Ok((f0, gi)),
+            _ => Err(GraphError::Input("missing outputs".into())),
+        }
+    }
+}
+
+/// Result of [`KokoroRunner::synthesize`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Synthesis {
+    /// Mono audio at 24 kHz, `600·F` samples (may exceed ±1; clamp when encoding).
+    pub audio: Vec<f32>,
+    /// Frames per token (`pred_dur`).
+    pub pred_dur: Vec<i64>,
 }

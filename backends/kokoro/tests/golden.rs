@@ -26,6 +26,8 @@ use tts_ggml::ComputeDevice;
 
 /// Relative tolerance of every float stage implemented here (golden-reference.md §4).
 const REL_TOL: f64 = 1e-4;
+/// Relative tolerance of the generator (golden-reference.md §4: conv_post_out and audio).
+const GEN_TOL: f64 = 1e-3;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = std::env::var_os("TTS_KOKORO_FIXTURES")
@@ -254,6 +256,69 @@ fn golden_duration_path_and_text_encoder() {
         let asr_gold = channels_first_to_ne(arr("asr").f32(), 512, n_f);
         rows.push(float_row(&golden, "alignment", "asr", &asr_mine, &asr_gold, 0.0));
 
+        // F0/N predictor: golden en, style_predictor_s.
+        let t0 = Instant::now();
+        let (f0, n) = runner.f0n(&en_gold, s_pred).expect("F0/N");
+        let secs = t0.elapsed().as_secs_f64();
+        rows.push(float_row(
+            &golden,
+            "F0/N predictor",
+            "F0_pred",
+            &f0,
+            arr("F0_pred").f32(),
+            secs,
+        ));
+        rows.push(float_row(
+            &golden,
+            "F0/N predictor",
+            "N_pred",
+            &n,
+            arr("N_pred").f32(),
+            0.0,
+        ));
+
+        // Decoder body: golden asr, F0_pred, N_pred, style_decoder_s.
+        let s_dec = arr("style_decoder_s").f32();
+        let t0 = Instant::now();
+        let (enc_in, gen_in) = runner
+            .decoder(&asr_gold, arr("F0_pred").f32(), arr("N_pred").f32(), s_dec)
+            .expect("decoder");
+        let secs = t0.elapsed().as_secs_f64();
+        rows.push(float_row(
+            &golden,
+            "decoder body",
+            "decoder_encode_in",
+            &enc_in,
+            arr("decoder_encode_in").f32(),
+            secs,
+        ));
+        rows.push(float_row(
+            &golden,
+            "decoder body",
+            "generator_in",
+            &gen_in,
+            arr("generator_in").f32(),
+            0.0,
+        ));
+
+        // Generator body: golden generator_in, har_spec_phase, style_decoder_s (rel 1e-3).
+        let t0 = Instant::now();
+        let post = runner
+            .generator(arr("generator_in").f32(), arr("har_spec_phase").f32(), s_dec)
+            .expect("generator");
+        let secs = t0.elapsed().as_secs_f64();
+        let mut row = float_row(
+            &golden,
+            "generator",
+            "conv_post_out",
+            &post,
+            arr("conv_post_out").f32(),
+            secs,
+        );
+        row.tol = format!("rel {GEN_TOL:.0e}");
+        row.pass = row.max_rel <= GEN_TOL;
+        rows.push(row);
+
         // Whole duration graph from ids, ref_s, speed (no teacher forcing): pred_dur exact.
         let t0 = Instant::now();
         let full = runner
@@ -309,4 +374,122 @@ fn golden_duration_path_and_text_encoder() {
         .map(|r| format!("{} {} {}", r.golden, r.stage, r.array))
         .collect();
     assert!(failed.is_empty(), "stages outside tolerance: {failed:?}");
+}
+
+/// `20·log10(|rfft(frame·hann)| + 1e-7)` over frames of 1024 at hop 256 (numpy's symmetric
+/// `np.hanning`), as `tools/kokoro-reference/spec_compare.py` computes it.
+fn log_spec(a: &[f32]) -> Vec<Vec<f64>> {
+    const N: usize = 1024;
+    const HOP: usize = 256;
+    if a.len() < N {
+        return Vec::new();
+    }
+    let n_frames = 1 + (a.len() - N) / HOP;
+    let win: Vec<f64> = (0..N)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (N - 1) as f64).cos())
+        .collect();
+    let mut planner = realfft::RealFftPlanner::<f64>::new();
+    let fft = planner.plan_fft_forward(N);
+    let mut input = fft.make_input_vec();
+    let mut output = fft.make_output_vec();
+    (0..n_frames)
+        .map(|f| {
+            for (i, x) in input.iter_mut().enumerate() {
+                *x = f64::from(a[f * HOP + i]) * win[i];
+            }
+            fft.process(&mut input, &mut output).expect("fft sizes");
+            output.iter().map(|c| 20.0 * (c.norm() + 1e-7).log10()).collect()
+        })
+        .collect()
+}
+
+/// End-to-end measures of golden-reference.md §4: (RMS ratio, log-spectrogram mean |Δ| dB,
+/// waveform SNR dB) of `mine` against `gold` (same length).
+fn end_to_end_measures(mine: &[f32], gold: &[f32]) -> (f64, f64, f64) {
+    let energy = |x: &[f32]| x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+    let rms_ratio = (energy(mine) / energy(gold)).sqrt();
+    let err: f64 = mine
+        .iter()
+        .zip(gold)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let snr = 10.0 * (energy(gold) / err).log10();
+    let (a, b) = (log_spec(mine), log_spec(gold));
+    let global_max = a.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let active: Vec<usize> = (0..a.len())
+        .filter(|&f| a[f].iter().copied().fold(f64::NEG_INFINITY, f64::max) > global_max - 40.0)
+        .collect();
+    let active_max = active
+        .iter()
+        .flat_map(|&f| a[f].iter().copied())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (mut sum, mut count) = (0f64, 0usize);
+    for &f in &active {
+        for (x, y) in a[f].iter().zip(&b[f]) {
+            if *x > active_max - 60.0 {
+                sum += (x - y).abs();
+                count += 1;
+            }
+        }
+    }
+    (rms_ratio, sum / count.max(1) as f64, snr)
+}
+
+/// Token ids, `ref_s` and speed only → audio: same length, RMS within 2 %, log-spectrogram
+/// mean |Δ| ≤ 1.5 dB (golden-reference.md §4); SNR printed as a soft signal.
+#[test]
+fn golden_end_to_end() {
+    let Some(path) = model_path() else { return };
+    let file = KokoroModelFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let device = ComputeDevice::cpu(2).expect("cpu device");
+    let weights = Arc::new(KokoroWeights::load(file, &device).expect("weights"));
+    let runner = KokoroRunner::new(weights, 2).expect("runner");
+    println!();
+    println!(
+        "{:<26} {:>9} {:>9} {:>10} {:>12} {:>8} {:>7} {:>5}",
+        "golden", "samples", "golden", "rms ratio", "logspec dB", "SNR dB", "secs", "pass"
+    );
+    let mut failed = Vec::new();
+    for fx in fixtures() {
+        let golden = fx
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .trim_end_matches(".canon")
+            .trim_start_matches("golden_")
+            .to_owned();
+        let g = npz::read(&fx);
+        let arr = |k: &str| g.get(k).unwrap_or_else(|| panic!("{golden}: no array {k}"));
+        let ids: Vec<i32> = arr("input_ids").i64().iter().map(|&x| x as i32).collect();
+        let t0 = Instant::now();
+        let out = runner
+            .synthesize(&ids, arr("ref_s").f32(), arr("speed").f32()[0])
+            .expect("synthesize");
+        let secs = t0.elapsed().as_secs_f64();
+        let gold = arr("audio").f32();
+        let same_len = out.audio.len() == gold.len();
+        let (rms, lsd, snr) = if same_len {
+            end_to_end_measures(&out.audio, gold)
+        } else {
+            (f64::NAN, f64::NAN, f64::NAN)
+        };
+        let pass =
+            same_len && (rms - 1.0).abs() <= 0.02 && lsd <= 1.5 && out.pred_dur == arr("pred_dur").i64();
+        println!(
+            "{:<26} {:>9} {:>9} {:>10.4} {:>12.3} {:>8.1} {:>7.2} {:>5}",
+            golden,
+            out.audio.len(),
+            gold.len(),
+            rms,
+            lsd,
+            snr,
+            secs,
+            if pass { "ok" } else { "FAIL" }
+        );
+        if !pass {
+            failed.push(golden);
+        }
+    }
+    println!("(criteria: same length, |rms ratio − 1| ≤ 0.02, logspec ≤ 1.5 dB; SNR is informational)");
+    assert!(failed.is_empty(), "end-to-end outside the criteria: {failed:?}");
 }

@@ -6,14 +6,20 @@
 //!   reads on the host. Shared read-only by every request (`Send + Sync`, put it in an `Arc`).
 //! * [`albert`]: `CustomAlbert` (PL-BERT) and the `bert_encoder` projection.
 //! * [`alignment`]: `pred_aln_trg` and the frame expansion `x·A` (host).
+//! * [`decoder`]: `AdaIN1d`, `AdainResBlk1d` (with the depthwise transposed-conv upsample) and the
+//!   `Decoder` body up to `generator_in`.
+//! * [`f0n`]: `ProsodyPredictor.F0Ntrain` (shared BiLSTM, F0 and N branches).
+//! * [`generator`]: the iSTFTNet `Generator` between the source STFT and the iSTFT.
 //! * [`harmonic`]: `SineGen` + `SourceModuleHnNSF` (the harmonic source) and its STFT (host).
 //! * [`istft`]: the generator's inverse STFT with the export's window-sum quirk (host).
 //! * [`lstm`]: the bidirectional `nn.LSTM` as one input projection + a custom recurrence op.
 //! * [`prosody`]: `DurationEncoder` and the duration head of `ProsodyPredictor`.
 //! * [`text_encoder`]: `TextEncoder` (CNN + BiLSTM).
 //!
-//! Graph code works channel-major: activations are `ne = [C, T]` (ggml order, `ne0` fastest),
-//! which is the memory order of the goldens' `[1, T, C]` arrays. Every intermediate that has a
+//! The text side works channel-major: activations are `ne = [C, T]` (ggml order, `ne0` fastest),
+//! which is the memory order of the goldens' `[1, T, C]` arrays. The convolutional side (F0/N
+//! blocks, decoder, generator) works time-major, `ne = [T, C]`, the memory order of the goldens'
+//! `[1, C, T]` arrays and what im2col and InstanceNorm-by-`ggml_norm` need. Every intermediate that has a
 //! golden counterpart carries the golden array's name (`bert_last_hidden_state`, ...).
 //!
 //! Reference: hexgrad/kokoro at commit `4b647d3`
@@ -22,6 +28,9 @@
 
 pub mod albert;
 pub mod alignment;
+pub mod decoder;
+pub mod f0n;
+pub mod generator;
 pub mod harmonic;
 pub mod istft;
 pub mod lstm;
@@ -144,6 +153,11 @@ impl KokoroWeights {
         Ok(self.weights.tensor(ggml_name(name))?)
     }
 
+    /// Whether the model has a weight with GGUF name `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.weights.tensor(ggml_name(name)).is_ok()
+    }
+
     /// The fused recurrent matrices of the LSTM under `prefix` (one of [`lstm::LSTM_PREFIXES`]).
     pub fn recurrent(&self, prefix: &str) -> Result<Arc<lstm::Recurrent>> {
         self.recurrent
@@ -196,4 +210,39 @@ pub(crate) fn gelu_new<'a>(ctx: &'a Context, x: Tensor<'a>) -> Result<Tensor<'a>
     let t = ctx.tanh(ctx.scale(inner, SQRT_2_OVER_PI, 0.0)?)?;
     let half = ctx.scale(ctx.mul(x, t)?, 0.5, 0.0)?; // 0.5·x·tanh(..)
     Ok(ctx.add(half, ctx.scale(x, 0.5, 0.0)?)?)
+}
+
+/// `nn.Conv1d` on a time-major `x` `[T, C_in]` with kernel `{prefix}_weight` `[K, C_in, C_out]`
+/// and bias `{prefix}_bias` `[C_out]` → `[T_out, C_out]`.
+pub(crate) fn conv1d<'a>(
+    ctx: &'a Context,
+    w: &'a KokoroWeights,
+    prefix: &str,
+    x: Tensor<'a>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor<'a>> {
+    let kernel = format!("{prefix}_weight");
+    let bias = format!("{prefix}_bias");
+    conv1d_named(ctx, w, &kernel, &bias, x, stride, padding, dilation)
+}
+
+/// [`conv1d`] with explicit kernel and bias names.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv1d_named<'a>(
+    ctx: &'a Context,
+    w: &'a KokoroWeights,
+    kernel: &str,
+    bias: &str,
+    x: Tensor<'a>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor<'a>> {
+    let k = w.tensor(kernel)?;
+    let cur = ctx.conv_1d(k, x, stride, padding, dilation)?; // [T_out, C_out]
+    let c_out = k.ne()[2];
+    let b = ctx.reshape(w.tensor(bias)?, &[1, c_out])?;
+    Ok(ctx.add(cur, b)?)
 }
