@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod model_file;
 pub mod runner;
 pub mod text;
+pub mod voice;
 pub mod weights;
 
 pub use hparams::HParams;
