@@ -1,11 +1,18 @@
 //! Kokoro-82M backend for tts-host.
 //!
-//! So far: the model file ([`model_file`]: open a TTS.cpp-layout GGUF through `tts-gguf`, check
-//! every tensor and voice), the tensor-name table ([`weights`]) and hyper-parameters
-//! ([`hparams`]); the forward pass on ggml ([`graph`], run per request by [`runner`]) up to the
-//! durations and the text encoder. The rest of the graph and the plugin export come later.
+//! The pieces: the model file ([`model_file`]: open a TTS.cpp-layout GGUF through `tts-gguf`,
+//! check every tensor and voice), the tensor-name table ([`weights`]) and hyper-parameters
+//! ([`hparams`]); the forward pass on ggml ([`graph`], run per request by [`runner`]); text to
+//! token ids ([`text`]); voices and blends ([`voice`]); and [`KokoroBackend`], the
+//! `tts_backend_api::Backend` the host calls ([`backend`]).
+//!
+//! This crate is a plain library. The plugin files the host loads are built by two thin `cdylib`
+//! crates that only export [`KokoroBackend::new`]: `backends/kokoro-cpu` (`libkokoro_cpu.so`)
+//! and, on macOS, `backends/kokoro-metal` (`libkokoro_metal.dylib`, with this crate's `metal`
+//! feature). Cargo cannot name a library differently per feature, hence two crates.
 #![deny(unsafe_code)]
 
+pub mod backend;
 pub mod graph;
 pub mod hparams;
 pub mod inspect;
@@ -15,5 +22,6 @@ pub mod text;
 pub mod voice;
 pub mod weights;
 
+pub use backend::KokoroBackend;
 pub use hparams::HParams;
 pub use model_file::{KokoroModelFile, ModelError, PhonemizerVariant, VoiceView};

@@ -1,0 +1,747 @@
+//! [`KokoroBackend`]: the Kokoro-82M engine behind tts-host's [`Backend`] trait.
+//!
+//! # Construction ([`KokoroBackend::new`])
+//!
+//! * `--model-path` (required): a Kokoro GGUF (`scripts/fetch-model` makes
+//!   `models/kokoro-82m-f32.gguf`), opened and checked by [`KokoroModelFile::open`].
+//! * **One copy of the weights per process.** The host builds `--n-parallelism` instances, each
+//!   on its own thread; they share one [`KokoroWeights`] through a process-wide cache keyed by the
+//!   model's canonical path (weak references, so the weights are freed with the last instance).
+//!   Each instance has its own [`KokoroRunner`] (compute device and thread pool).
+//! * `--n-threads`: the runner's CPU threads.
+//! * `--use-metal`: refused by a build without the `metal` feature (`libkokoro_cpu`). With it
+//!   (`libkokoro_metal.dylib`), the Metal device is opened through ggml's backend API
+//!   ([`tts_ggml::ComputeDevice::metal`]) and reported; the graph itself still runs on the CPU
+//!   device, because [`KokoroRunner`] computes on a CPU device of its own and the weights wrap the
+//!   mapped file in host memory. A warning says so at start-up.
+//! * `--voice`: the default voice for requests without one (checked here; it may be a blend);
+//!   otherwise the file's first voice (`jf_alpha` for `scripts/fetch-model`'s file).
+//! * `--espeak-voice-id`: the phonemizer language for every request that names none (checked
+//!   against espeak-ng here). The host also passes it as the request's language.
+//! * espeak-ng is initialised here, so a missing data directory stops start-up with its path.
+//!
+//! Backend options (`--backend-option key=value`; unknown keys are refused):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `espeak_data` | `$ESPEAK_DATA_PATH`, else the system's | directory containing `espeak-ng-data` |
+//! | `normalize` | `true` | `false` turns English text normalisation off for every request (a request can only turn it off: the host sends `normalize: true` when a request says nothing) |
+//! | `date_order` | `month-first` | `day-first` reads `3/4/2024` as the 3rd of April |
+//! | `voice_weight_normalization` | `true` | `false` uses blend weights as written instead of dividing by their sum ([`crate::voice`]) |
+//! | `first_chunk_tokens` | `100` | budget of the first chunk, for a quick first audio; `0` treats it like any other chunk |
+//!
+//! # Synthesis
+//!
+//! 1. The voice (a name or a blend, [`crate::voice`]) and the speed (`0.25..=4.0`, OpenAI's
+//!    range) are checked before anything else.
+//! 2. Language: the request's `language`/`lang_code` (or `--espeak-voice-id`) if given: a Kokoro
+//!    letter (`a`, `j`, …), a language code (`en-us`, `ja`, …) or an espeak voice id
+//!    (`gmw/en-US`); an id no Kokoro language claims is used as the espeak voice with the voice's
+//!    language's post-processing. Otherwise the first letter of the (first) voice.
+//! 3. English text is normalised (numbers, dates, symbols) unless switched off.
+//! 4. The text is cut into chunks of at most 510 phoneme tokens, the first one short
+//!    ([`crate::text::chunk`]); each chunk is phonemized, mapped to token ids with the file's
+//!    vocabulary, framed by the pad id, given the style row for its own token count and run
+//!    through [`KokoroRunner::synthesize`].
+//! 5. Each chunk's audio is pushed as soon as it exists. Chunks are joined by plain
+//!    concatenation, as the reference `KPipeline` does: Kokoro renders a chunk's final
+//!    punctuation as its pause and ends each utterance at rest, so nothing is inserted and no
+//!    sample is changed (the output is sample-exact: the concatenation of the runner's outputs).
+//! 6. Cancellation is checked before each chunk and after each synthesis; `Flow::Stop` ends the
+//!    request at once.
+//!
+//! Chunks without a sound (only punctuation, symbols espeak does not read) are skipped; if no
+//! chunk has one, the request fails with `InvalidInput` before any audio.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+
+use tts_backend_api::{
+    AudioSink, Backend, BackendConfig, BackendError, BackendInfo, ErrorKind, Flow, Gender, SynthesisRequest,
+    VoiceInfo,
+};
+use tts_espeak_ng::{EspeakConfig, EspeakError, Phonemizer as Espeak};
+
+use crate::graph::KokoroWeights;
+use crate::model_file::KokoroModelFile;
+use crate::runner::KokoroRunner;
+use crate::text::chunk::{ChunkOptions, Chunker, FIRST_CHUNK_TOKENS, MAX_TOKENS};
+use crate::text::normalize::{normalize_english_with, DateOrder, NormalizeOptions};
+use crate::text::phonemize::{KokoroPhonemizer, Language, PhonemizeError};
+use crate::text::vocab::{Vocab, PAD_ID};
+use crate::voice::{self, SelectError, StylePack, Weighting};
+
+/// Output sample rate of Kokoro-82M.
+pub const SAMPLE_RATE: u32 = 24_000;
+
+/// Slowest and fastest speed accepted (OpenAI's range).
+pub const SPEED_RANGE: std::ops::RangeInclusive<f32> = 0.25..=4.0;
+
+/// The backend options this backend knows, with what they take.
+const OPTIONS: [(&str, &str); 5] = [
+    ("espeak_data", "a directory containing espeak-ng-data"),
+    ("normalize", "true or false"),
+    ("date_order", "month-first or day-first"),
+    ("voice_weight_normalization", "true or false"),
+    (
+        "first_chunk_tokens",
+        "a whole number of tokens (0: no short first chunk)",
+    ),
+];
+
+/// Per-instance settings from the configuration.
+#[derive(Debug, Clone)]
+struct Settings {
+    espeak: EspeakConfig,
+    espeak_voice_id: Option<String>,
+    default_voice: String,
+    normalize: bool,
+    date_order: DateOrder,
+    weighting: Weighting,
+    chunk: ChunkOptions,
+}
+
+/// The Kokoro-82M backend; see the module docs.
+#[derive(Debug)]
+pub struct KokoroBackend {
+    weights: Arc<KokoroWeights>,
+    /// The host runs one request per instance at a time; the lock only serialises direct callers
+    /// that share an instance between threads (one compute device cannot run two graphs at once).
+    runner: Mutex<KokoroRunner>,
+    vocab: Vocab,
+    settings: Settings,
+    model_path: PathBuf,
+}
+
+/// The process-wide weight cache: canonical model path → the weights the live instances share.
+static SHARED_WEIGHTS: LazyLock<Mutex<HashMap<PathBuf, Weak<KokoroWeights>>>> =
+    LazyLock::new(Default::default);
+
+/// The weights of the model at `path` (canonical), loaded once per process and shared while any
+/// instance holds them. Holds the cache lock while loading, so instances constructed at the same
+/// time wait for one load instead of making their own. Returns whether this call loaded them.
+fn shared_weights(path: &Path) -> Result<(Arc<KokoroWeights>, bool), BackendError> {
+    let mut cache = SHARED_WEIGHTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(weights) = cache.get(path).and_then(Weak::upgrade) {
+        return Ok((weights, false));
+    }
+    let file = KokoroModelFile::open(path).map_err(|e| {
+        BackendError::invalid_config(format!("{} is not a usable Kokoro model: {e}", path.display()))
+    })?;
+    // The weights wrap the mapped file in host memory; the CPU device only types the buffer and
+    // is not borrowed by them.
+    let device = tts_ggml::ComputeDevice::cpu(1)
+        .map_err(|e| BackendError::internal(format!("cannot open ggml's CPU device: {e}")))?;
+    let weights = Arc::new(KokoroWeights::load(file, &device).map_err(|e| {
+        BackendError::invalid_config(format!("cannot load the weights of {}: {e}", path.display()))
+    })?);
+    cache.retain(|_, w| w.strong_count() > 0);
+    cache.insert(path.to_path_buf(), Arc::downgrade(&weights));
+    Ok((weights, true))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, BackendError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(BackendError::invalid_config(format!(
+            "--backend-option {key}={value}: expected true or false"
+        ))),
+    }
+}
+
+/// Reads the backend options (see the module docs).
+fn parse_options(config: &BackendConfig) -> Result<Settings, BackendError> {
+    if let Some(unknown) = config
+        .options
+        .keys()
+        .find(|k| !OPTIONS.iter().any(|(known, _)| known == k))
+    {
+        let known: Vec<String> = OPTIONS.iter().map(|(k, what)| format!("{k} ({what})")).collect();
+        return Err(BackendError::invalid_config(format!(
+            "unknown --backend-option '{unknown}' for the Kokoro backend; it knows: {}",
+            known.join(", ")
+        )));
+    }
+    let mut espeak = EspeakConfig::default();
+    if let Some(dir) = config.option("espeak_data") {
+        espeak = espeak.with_data_path(dir);
+    }
+    let normalize = match config.option("normalize") {
+        Some(v) => parse_bool("normalize", &v)?,
+        None => true,
+    };
+    let weighting = match config.option("voice_weight_normalization") {
+        Some(v) if !parse_bool("voice_weight_normalization", &v)? => Weighting::Raw,
+        _ => Weighting::Normalized,
+    };
+    let date_order = match config.option("date_order").as_deref().map(str::trim) {
+        None | Some("month-first") => DateOrder::MonthFirst,
+        Some("day-first") => DateOrder::DayFirst,
+        Some(other) => {
+            return Err(BackendError::invalid_config(format!(
+                "--backend-option date_order={other}: expected month-first or day-first"
+            )))
+        }
+    };
+    let first_chunk_tokens = match config.option("first_chunk_tokens") {
+        None => FIRST_CHUNK_TOKENS,
+        Some(v) => v.trim().parse::<usize>().map_err(|_| {
+            BackendError::invalid_config(format!(
+                "--backend-option first_chunk_tokens={v}: expected a whole number"
+            ))
+        })?,
+    };
+    Ok(Settings {
+        espeak,
+        espeak_voice_id: config
+            .espeak_voice_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        default_voice: String::new(),
+        normalize,
+        date_order,
+        weighting,
+        chunk: ChunkOptions {
+            max_tokens: MAX_TOKENS,
+            first_chunk_tokens,
+        },
+    })
+}
+
+/// `--use-metal` in a build without Metal: refused.
+#[cfg(not(feature = "metal"))]
+fn check_device(config: &BackendConfig) -> Result<(), BackendError> {
+    if config.use_metal {
+        return Err(BackendError::invalid_config(
+            "--use-metal: this build of the Kokoro plugin (libkokoro_cpu) has no Metal support; on macOS \
+             build the Metal plugin (cargo build --release -p tts-backend-kokoro-metal) and load \
+             libkokoro_metal.dylib, or drop --use-metal",
+        ));
+    }
+    Ok(())
+}
+
+/// `--use-metal` in the Metal build: the device is opened through ggml's backend API; the graph
+/// still computes on the CPU device (see the module docs).
+#[cfg(feature = "metal")]
+fn check_device(config: &BackendConfig) -> Result<(), BackendError> {
+    if config.use_metal {
+        let device = tts_ggml::ComputeDevice::metal().map_err(|e| {
+            BackendError::invalid_config(format!("--use-metal: no Metal device is available: {e}"))
+        })?;
+        tracing::warn!(
+            device = %device.name(),
+            "--use-metal: Metal device found, but this version of the Kokoro runner computes on the CPU"
+        );
+    }
+    Ok(())
+}
+
+/// Maps a phonemizer failure to the error kind the client should see.
+fn phonemize_error(e: PhonemizeError) -> BackendError {
+    let PhonemizeError::Espeak(e) = e;
+    match e {
+        EspeakError::SetVoice { name, .. } => BackendError::invalid_input(format!(
+            "espeak-ng has no voice '{name}' (from the request's language or --espeak-voice-id); use a \
+             Kokoro lang code (a b e f h i j p z), a language code (en-us, en-gb, es, fr-fr, hi, it, ja, \
+             pt-br, cmn) or an espeak-ng voice id"
+        )),
+        EspeakError::InteriorNul { .. } => BackendError::invalid_input("the text contains a NUL character"),
+        e @ (EspeakError::DataPathInvalid { .. }
+        | EspeakError::InitFailed { .. }
+        | EspeakError::DataPathMismatch { .. }
+        | EspeakError::UnsupportedVersion { .. }) => {
+            BackendError::unavailable(format!("espeak-ng is unavailable: {e}"))
+        }
+        other => BackendError::internal(format!("phonemization failed: {other}")),
+    }
+}
+
+fn select_error(e: SelectError) -> BackendError {
+    match e {
+        SelectError::Unknown { voice, available } => {
+            BackendError::unknown_voice(&voice, available.iter().map(String::as_str))
+        }
+        // A malformed blend is a voice that does not exist: the host names `voice` as the field.
+        e @ SelectError::Syntax { .. } => BackendError::new(ErrorKind::UnknownVoice, e.to_string()),
+        SelectError::Internal(message) => BackendError::internal(message),
+    }
+}
+
+/// BCP 47 tag of a Kokoro language.
+fn bcp47(language: Language) -> &'static str {
+    match language {
+        Language::AmericanEnglish => "en-US",
+        Language::BritishEnglish => "en-GB",
+        Language::Spanish => "es",
+        Language::French => "fr-FR",
+        Language::Hindi => "hi",
+        Language::Italian => "it",
+        Language::Japanese => "ja",
+        Language::BrazilianPortuguese => "pt-BR",
+        Language::Mandarin => "zh",
+    }
+}
+
+fn is_english(language: Language) -> bool {
+    matches!(language, Language::AmericanEnglish | Language::BritishEnglish)
+}
+
+/// What the voice list says about a Kokoro voice name (`jf_alpha`: Japanese, female, "Alpha").
+fn voice_info(id: &str) -> VoiceInfo {
+    let mut chars = id.chars();
+    let (first, second) = (chars.next(), chars.next());
+    let rest = id.split_once('_').map_or(id, |(_, name)| name);
+    let mut name: String = rest.chars().take(1).flat_map(char::to_uppercase).collect();
+    name.extend(rest.chars().skip(1));
+    let mut info = VoiceInfo::new(id).with_name(if name.is_empty() { id.to_owned() } else { name });
+    if let Some(language) = first.and_then(Language::from_letter) {
+        info = info.with_language(bcp47(language));
+    }
+    match second {
+        Some('f') => info.with_gender(Gender::Female),
+        Some('m') => info.with_gender(Gender::Male),
+        _ => info,
+    }
+}
+
+/// A chunk's token ids and whether it has anything to say.
+#[derive(Debug)]
+struct Tokens {
+    ids: Vec<u32>,
+    speakable: bool,
+}
+
+/// A sound, as opposed to punctuation, spaces, stress and length marks.
+fn is_sound(c: char) -> bool {
+    c.is_alphabetic() && !matches!(c, 'ˈ' | 'ˌ' | 'ː')
+}
+
+/// Phonemizes chunk candidates for the chunker and keeps the results, so the chunk finally taken
+/// is not phonemized twice. A phonemizer error is kept (the chunker's counter cannot fail) and
+/// returned by [`Tokenizer::take`].
+struct Tokenizer<'a> {
+    phonemizer: &'a KokoroPhonemizer,
+    vocab: &'a Vocab,
+    cache: RefCell<HashMap<String, Rc<Tokens>>>,
+    error: RefCell<Option<PhonemizeError>>,
+}
+
+impl Tokenizer<'_> {
+    fn tokens(&self, text: &str) -> Result<Rc<Tokens>, PhonemizeError> {
+        if let Some(tokens) = self.cache.borrow().get(text) {
+            return Ok(Rc::clone(tokens));
+        }
+        let phonemes = self.phonemizer.phonemize(text)?.phonemes;
+        let ids = self.vocab.encode(&phonemes).ids;
+        let speakable = phonemes
+            .chars()
+            .any(|c| is_sound(c) && self.vocab.id(c).is_some());
+        let tokens = Rc::new(Tokens { ids, speakable });
+        self.cache
+            .borrow_mut()
+            .insert(text.to_owned(), Rc::clone(&tokens));
+        Ok(tokens)
+    }
+
+    /// The chunker's token counter.
+    fn count(&self, text: &str) -> usize {
+        match self.tokens(text) {
+            Ok(tokens) => tokens.ids.len(),
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                0
+            }
+        }
+    }
+
+    /// The tokens of the chunk the chunker chose; forgets the other candidates.
+    fn take(&self, text: &str) -> Result<Rc<Tokens>, PhonemizeError> {
+        if let Some(e) = self.error.borrow_mut().take() {
+            return Err(e);
+        }
+        let tokens = self.tokens(text)?;
+        self.cache.borrow_mut().clear();
+        Ok(tokens)
+    }
+}
+
+impl KokoroBackend {
+    /// Builds an instance from the host's configuration (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] with a message for the operator: no `--model-path`, a file
+    /// that is not a Kokoro model, an unknown default voice or espeak voice, bad backend options,
+    /// espeak-ng not usable, `--use-metal` without Metal.
+    pub fn new(config: BackendConfig) -> Result<Self, BackendError> {
+        let mut settings = parse_options(&config)?;
+        let Some(model_path) = config.model_path.as_deref() else {
+            return Err(BackendError::invalid_config(
+                "the Kokoro backend needs a model file: pass --model-path models/kokoro-82m-f32.gguf \
+                 (scripts/fetch-model downloads and converts it)",
+            ));
+        };
+        let model_path = std::fs::canonicalize(model_path).map_err(|e| {
+            BackendError::invalid_config(format!(
+                "--model-path {}: {e} (scripts/fetch-model makes models/kokoro-82m-f32.gguf)",
+                model_path.display()
+            ))
+        })?;
+        check_device(&config)?;
+
+        // espeak-ng: initialise now, so a broken installation stops start-up, and check the
+        // operator's espeak voice.
+        {
+            let mut espeak = Espeak::lock(&settings.espeak)
+                .map_err(|e| BackendError::invalid_config(format!("espeak-ng cannot be used: {e}")))?;
+            if let Some(id) = &settings.espeak_voice_id {
+                let espeak_voice: &str = match Language::parse(id) {
+                    Some(language) => language.espeak_voice(),
+                    None => id,
+                };
+                espeak
+                    .set_voice(espeak_voice)
+                    .map_err(|e| BackendError::invalid_config(format!("--espeak-voice-id {id}: {e}")))?;
+            }
+        }
+
+        let (weights, loaded) = shared_weights(&model_path)?;
+        let model = weights.file();
+        let vocab = Vocab::from_tokens(model.vocab()).map_err(|e| {
+            BackendError::invalid_config(format!(
+                "{}: the vocabulary is not usable: {e}",
+                model_path.display()
+            ))
+        })?;
+        settings.default_voice = match config.voice.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => {
+                voice::select(model, v, settings.weighting).map_err(|e| {
+                    BackendError::invalid_config(format!("--voice {v}: {}", select_error(e).message))
+                })?;
+                v.to_owned()
+            }
+            _ => model
+                .voice_names()
+                .next()
+                .map(str::to_owned)
+                .ok_or_else(|| BackendError::invalid_config("the model file has no voices"))?,
+        };
+        let runner = KokoroRunner::new(Arc::clone(&weights), config.n_threads)
+            .map_err(|e| BackendError::invalid_config(format!("--n-threads {}: {e}", config.n_threads)))?;
+        tracing::info!(
+            model = %model_path.display(),
+            weights = if loaded { "loaded" } else { "shared" },
+            voices = model.voice_names().count(),
+            default_voice = %settings.default_voice,
+            n_threads = config.n_threads,
+            instance = config.instance,
+            "kokoro backend ready"
+        );
+        Ok(Self {
+            weights,
+            runner: Mutex::new(runner),
+            vocab,
+            settings,
+            model_path,
+        })
+    }
+
+    /// The shared weights (the same `Arc` for every instance over one model file).
+    pub fn weights(&self) -> &Arc<KokoroWeights> {
+        &self.weights
+    }
+
+    /// The model file.
+    pub fn model(&self) -> &KokoroModelFile {
+        self.weights.file()
+    }
+
+    /// The canonical path of the model file.
+    pub fn model_path(&self) -> &Path {
+        &self.model_path
+    }
+
+    /// The voice used when a request names none.
+    pub fn default_voice(&self) -> &str {
+        &self.settings.default_voice
+    }
+
+    /// The phonemizer for a request, and whether its text is English (normalised).
+    fn phonemizer(&self, request_language: Option<&str>, voice: &str) -> (KokoroPhonemizer, bool) {
+        let voice_language = Language::from_voice_name(voice);
+        let wanted = request_language
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .or(self.settings.espeak_voice_id.as_deref());
+        let (phonemizer, language) = match wanted {
+            None => (KokoroPhonemizer::new(voice_language), voice_language),
+            Some(code) => match Language::parse(code) {
+                Some(language) => (KokoroPhonemizer::new(language), language),
+                None => (
+                    KokoroPhonemizer::new(voice_language).with_espeak_voice(code),
+                    voice_language,
+                ),
+            },
+        };
+        (
+            phonemizer.with_espeak_config(self.settings.espeak.clone()),
+            is_english(language),
+        )
+    }
+
+    /// Runs one chunk through the graph.
+    fn run_chunk(&self, tokens: &Tokens, pack: &StylePack<'_>, speed: f32) -> Result<Vec<f32>, BackendError> {
+        if tokens.ids.len() > MAX_TOKENS {
+            return Err(BackendError::too_long(format!(
+                "a piece of the text has {} phoneme tokens; Kokoro reads at most {MAX_TOKENS}",
+                tokens.ids.len()
+            )));
+        }
+        let pad = PAD_ID as i32;
+        let mut ids = Vec::with_capacity(tokens.ids.len() + 2);
+        ids.push(pad);
+        // Vocabulary ids are below the vocabulary size (178), far inside i32.
+        ids.extend(tokens.ids.iter().map(|&id| id as i32));
+        ids.push(pad);
+        let ref_s = pack.ref_s(tokens.ids.len());
+        let runner = self.runner.lock().unwrap_or_else(PoisonError::into_inner);
+        let synthesis = runner
+            .synthesize(&ids, &ref_s, speed)
+            .map_err(|e| BackendError::internal(format!("Kokoro synthesis failed: {e}")))?;
+        Ok(synthesis.audio)
+    }
+}
+
+impl Backend for KokoroBackend {
+    fn info(&self) -> BackendInfo {
+        let file = self
+            .model_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        BackendInfo {
+            name: "kokoro".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            sample_rate: SAMPLE_RATE,
+            languages: Language::ALL.into_iter().map(|l| bcp47(l).to_owned()).collect(),
+            description: format!(
+                "Kokoro-82M ({file}, {} voices) on ggml {} with espeak-ng",
+                self.model().voice_names().count(),
+                tts_ggml::GGML_VERSION
+            ),
+        }
+    }
+
+    fn voices(&self) -> Vec<VoiceInfo> {
+        self.model().voice_names().map(voice_info).collect()
+    }
+
+    fn synthesize(&self, request: &SynthesisRequest, sink: &mut dyn AudioSink) -> Result<(), BackendError> {
+        let voice = match request.voice.trim() {
+            "" => self.settings.default_voice.as_str(),
+            v => v,
+        };
+        let (blend, pack) =
+            voice::select(self.model(), voice, self.settings.weighting).map_err(select_error)?;
+        let speed = request.speed;
+        if !(speed.is_finite() && SPEED_RANGE.contains(&speed)) {
+            return Err(BackendError::invalid_input(format!(
+                "speed {speed} is outside {}..={}",
+                SPEED_RANGE.start(),
+                SPEED_RANGE.end()
+            )));
+        }
+        let (phonemizer, english) = self.phonemizer(request.language.as_deref(), blend.first_voice());
+        let text = if english {
+            normalize_english_with(
+                &request.text,
+                &NormalizeOptions {
+                    enabled: request.normalize && self.settings.normalize,
+                    date_order: self.settings.date_order,
+                    ..NormalizeOptions::default()
+                },
+            )
+        } else {
+            request.text.clone()
+        };
+
+        let tokenizer = Tokenizer {
+            phonemizer: &phonemizer,
+            vocab: &self.vocab,
+            cache: RefCell::new(HashMap::new()),
+            error: RefCell::new(None),
+        };
+        let chunks = Chunker::new(&text, |t: &str| tokenizer.count(t), self.settings.chunk);
+        let mut spoke = false;
+        for chunk in chunks {
+            if sink.is_cancelled() {
+                return Ok(());
+            }
+            let tokens = tokenizer.take(chunk.text).map_err(phonemize_error)?;
+            if !tokens.speakable {
+                tracing::debug!(chunk = chunk.text, "skipping a chunk with nothing to say");
+                continue;
+            }
+            let audio = self.run_chunk(&tokens, &pack, speed)?;
+            if sink.is_cancelled() {
+                return Ok(());
+            }
+            if audio.is_empty() {
+                continue;
+            }
+            spoke = true;
+            if sink.push(&audio) == Flow::Stop {
+                return Ok(());
+            }
+        }
+        if spoke {
+            Ok(())
+        } else {
+            Err(BackendError::invalid_input("the text has nothing to speak"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(options: &[(&str, &str)]) -> BackendConfig {
+        let mut config = BackendConfig::default();
+        for (k, v) in options {
+            config.options.insert((*k).into(), (*v).into());
+        }
+        config
+    }
+
+    #[test]
+    fn options_are_read_and_checked() {
+        let s = parse_options(&config(&[])).unwrap();
+        assert!(s.normalize);
+        assert_eq!(s.weighting, Weighting::Normalized);
+        assert_eq!(s.date_order, DateOrder::MonthFirst);
+        assert_eq!(s.chunk, ChunkOptions::default());
+        assert_eq!(s.espeak, EspeakConfig::default());
+
+        let s = parse_options(&config(&[
+            ("normalize", "off"),
+            ("voice_weight_normalization", "false"),
+            ("date_order", "day-first"),
+            ("first_chunk_tokens", "0"),
+            ("espeak_data", "/opt/espeak"),
+        ]))
+        .unwrap();
+        assert!(!s.normalize);
+        assert_eq!(s.weighting, Weighting::Raw);
+        assert_eq!(s.date_order, DateOrder::DayFirst);
+        assert_eq!(s.chunk.first_chunk_tokens, 0);
+        assert_eq!(s.espeak.data_path.as_deref(), Some(Path::new("/opt/espeak")));
+
+        for (k, v, needle) in [
+            ("normalize", "maybe", "normalize=maybe"),
+            ("date_order", "ymd", "date_order=ymd"),
+            ("first_chunk_tokens", "-1", "first_chunk_tokens=-1"),
+            ("speed", "2", "unknown --backend-option 'speed'"),
+        ] {
+            let e = parse_options(&config(&[(k, v)])).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidConfig);
+            assert!(e.message.contains(needle), "{}", e.message);
+        }
+        // The unknown-key message lists what is known.
+        let e = parse_options(&config(&[("speed", "2")])).unwrap_err();
+        assert!(e.message.contains("espeak_data") && e.message.contains("normalize"));
+    }
+
+    #[test]
+    fn a_missing_model_path_names_fetch_model() {
+        let e = KokoroBackend::new(BackendConfig::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
+        assert!(e.message.contains("--model-path"), "{}", e.message);
+        assert!(e.message.contains("scripts/fetch-model"), "{}", e.message);
+
+        let e = KokoroBackend::new(BackendConfig {
+            model_path: Some("/nonexistent/kokoro.gguf".into()),
+            ..BackendConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
+        assert!(e.message.contains("/nonexistent/kokoro.gguf"), "{}", e.message);
+        assert!(e.message.contains("scripts/fetch-model"), "{}", e.message);
+    }
+
+    #[cfg(not(feature = "metal"))]
+    #[test]
+    fn use_metal_is_refused_without_the_metal_feature() {
+        let e = check_device(&BackendConfig {
+            use_metal: true,
+            ..BackendConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
+        assert!(e.message.contains("libkokoro_metal.dylib"), "{}", e.message);
+        assert!(check_device(&BackendConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn voice_info_reads_the_name() {
+        let v = voice_info("jf_alpha");
+        assert_eq!(v.id, "jf_alpha");
+        assert_eq!(v.name, "Alpha");
+        assert_eq!(v.language.as_deref(), Some("ja"));
+        assert_eq!(v.gender, Some(Gender::Female));
+        let v = voice_info("am_michael");
+        assert_eq!(
+            (v.name.as_str(), v.language.as_deref()),
+            ("Michael", Some("en-US"))
+        );
+        assert_eq!(v.gender, Some(Gender::Male));
+        let v = voice_info("xq");
+        assert_eq!((v.name.as_str(), v.language, v.gender), ("Xq", None, None));
+    }
+
+    #[test]
+    fn errors_map_to_the_right_kinds() {
+        let e = phonemize_error(PhonemizeError::Espeak(EspeakError::SetVoice {
+            name: "xx".into(),
+            code: 2,
+        }));
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert!(e.message.contains("'xx'"), "{}", e.message);
+        let e = phonemize_error(PhonemizeError::Espeak(EspeakError::InteriorNul {
+            what: "text",
+            position: 3,
+        }));
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        let e = phonemize_error(PhonemizeError::Espeak(EspeakError::InitFailed {
+            code: -1,
+            data_path: "/x".into(),
+        }));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        let e = phonemize_error(PhonemizeError::Espeak(EspeakError::NoVoice));
+        assert_eq!(e.kind, ErrorKind::Internal);
+
+        let e = select_error(SelectError::Unknown {
+            voice: "x".into(),
+            available: vec!["a".into()],
+        });
+        assert_eq!(e, BackendError::unknown_voice("x", ["a"]));
+        let e = select_error(SelectError::Syntax {
+            expression: "a+".into(),
+            error: voice::BlendError::EmptyTerm { op: '+', position: 1 },
+            available: vec!["a".into()],
+        });
+        assert_eq!(e.kind, ErrorKind::UnknownVoice);
+    }
+
+    #[test]
+    fn sounds_exclude_marks() {
+        assert!("həlˈO".chars().any(is_sound));
+        assert!(!"ˈ.,!? ː…—".chars().any(is_sound));
+    }
+}
