@@ -214,7 +214,21 @@ fn graph_nodes(graph: &Graph<'_>) -> Vec<*mut sys::ggml_tensor> {
 /// Every leaf must have data already (weights) or belong to the graph's context (inputs the
 /// caller sets after allocation); already-allocated leafs must be in a buffer `device` can use.
 fn check_leafs(graph: &Graph<'_>, device: Option<&ComputeDevice>) -> Result<()> {
-    let own: HashSet<usize> = graph.context().tensors().iter().map(|t| t.key()).collect();
+    let own_tensors = graph.context().tensors();
+    // A context's tensors get their data from the first allocator that places them; a second
+    // allocation of the same context would keep pointers into the first (maybe freed) buffer.
+    let stale = own_tensors.iter().find(|t| {
+        // SAFETY: a live header of the graph's live context.
+        let h = unsafe { &*t.raw() };
+        h.view_src.is_null() && !h.data.is_null() && graph.contains(**t)
+    });
+    if let Some(t) = stale {
+        return Err(GgmlError::TensorUse {
+            tensor: t.name(),
+            reason: "was allocated by an earlier graph allocation; build a new context for each run",
+        });
+    }
+    let own: HashSet<usize> = own_tensors.iter().map(|t| t.key()).collect();
     for &p in &graph.leafs {
         // SAFETY: leafs of a live graph are live headers (their contexts outlive the graph).
         let h = unsafe { &*p };

@@ -742,3 +742,15 @@ fn ggml_log_goes_to_tracing() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_context_allocated_twice_is_an_error_not_a_crash() {
+    let c = ctx();
+    let x = input(&c, "x", &[4]);
+    let y = c.sin(x).unwrap();
+    let xd = [0.0, 1.0, 2.0, 3.0];
+    let first = run(&c, 1, &[(x, &xd)], y).unwrap();
+    assert_eq!(first[1], 1f32.sin());
+    let err = run(&c, 1, &[(x, &xd)], y).unwrap_err();
+    assert!(err.to_string().contains("new context"), "{err}");
+}
