@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, Tensor};
 
 use crate::graph::albert::{bert_encoder, CustomAlbert, HIDDEN};
-use crate::graph::alignment::n_frames;
+use crate::graph::alignment::{alignment_matrix, n_frames};
 use crate::graph::decoder::Decoder;
 use crate::graph::f0n::F0Ntrain;
 use crate::graph::generator::Generator;
@@ -136,13 +136,25 @@ impl KokoroRunner {
         &self.weights
     }
 
-    /// Allocates, uploads, computes and reads back `outputs` (already marked as outputs).
+    /// Allocates, uploads, computes and reads back `outputs` (already marked as outputs), and
+    /// every tensor of the graph whose name `trace` asks for.
     fn compute<'a>(
         &self,
         ctx: &'a Context,
         inputs: Vec<Input<'a, '_>>,
         outputs: &[Tensor<'a>],
+        trace: &mut Trace,
     ) -> Result<Vec<Vec<f32>>> {
+        let mut traced = Vec::new();
+        if trace.is_active() {
+            for t in ctx.tensors() {
+                let name = t.name();
+                if trace.wants(&name) {
+                    traced.retain(|(n, _): &(String, Tensor<'a>)| *n != name);
+                    traced.push((name, t.set_output()?));
+                }
+            }
+        }
         let mut graph = ctx.new_graph(GRAPH_SIZE)?;
         for &o in outputs {
             graph.build_forward_expand(o)?;
@@ -156,6 +168,11 @@ impl KokoroRunner {
             }
         }
         run.compute()?;
+        for (name, t) in traced {
+            if graph.contains(t) && t.ty() == GgmlType::F32 {
+                trace.record_tensor(&name, t.ne(), run.get_f32(t)?);
+            }
+        }
         outputs.iter().map(|&o| Ok(run.get_f32(o)?)).collect()
     }
 
@@ -191,7 +208,7 @@ impl KokoroRunner {
         let (ids_t, pos, inputs) = Self::ids_inputs(&ctx, ids, true)?;
         let pos = pos.ok_or_else(|| GraphError::Input("positions".into()))?;
         let out = CustomAlbert::forward(&ctx, w, ids_t, pos)?.set_output()?; // [768, T]
-        let mut res = self.compute(&ctx, inputs, &[out])?;
+        let mut res = self.compute(&ctx, inputs, &[out], &mut Trace::default())?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
 
@@ -205,7 +222,7 @@ impl KokoroRunner {
             .set_name("bert_last_hidden_state")?
             .set_input()?;
         let out = bert_encoder(&ctx, &self.weights, x)?.set_output()?; // [512, T]
-        let mut res = self.compute(&ctx, vec![Input::F32(x, bert)], &[out])?;
+        let mut res = self.compute(&ctx, vec![Input::F32(x, bert)], &[out], &mut Trace::default())?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
 
@@ -225,7 +242,7 @@ impl KokoroRunner {
         inputs.push(Input::F32(x, d_en));
         let speed_v = [speed];
         inputs.push(Input::F32(sp, &speed_v));
-        self.run_duration_graph(&ctx, x, s, sp, inputs)
+        self.run_duration_graph(&ctx, x, s, sp, inputs, &mut Trace::default())
     }
 
     fn style_speed_inputs<'a, 'v>(
@@ -250,13 +267,14 @@ impl KokoroRunner {
         s: Tensor<'a>,
         speed: Tensor<'a>,
         inputs: Vec<Input<'a, '_>>,
+        trace: &mut Trace,
     ) -> Result<Durations> {
         let w = &*self.weights;
         let d = DurationEncoder::forward(ctx, w, d_en, s)?.set_output()?; // [640, T]
         let dur = ProsodyPredictor::durations(ctx, w, d, speed)?;
         let sig = dur.sigmoid.set_output()?; // [50, T]
         let df = dur.duration.set_output()?; // [1, T]
-        let mut res = self.compute(ctx, inputs, &[d, sig, df])?.into_iter();
+        let mut res = self.compute(ctx, inputs, &[d, sig, df], trace)?.into_iter();
         let (Some(d), Some(sigmoid), Some(duration_float)) = (res.next(), res.next(), res.next()) else {
             return Err(GraphError::Input("missing outputs".into()));
         };
@@ -273,6 +291,16 @@ impl KokoroRunner {
     /// The whole duration graph (kokoro-model.md §3 graph 1): token ids (BOS/EOS included), the
     /// voice row `ref_s` `[256]`, speed → [`Durations`].
     pub fn durations(&self, ids: &[i32], ref_s: &[f32], speed: f32) -> Result<Durations> {
+        self.durations_traced(ids, ref_s, speed, &mut Trace::default())
+    }
+
+    fn durations_traced(
+        &self,
+        ids: &[i32],
+        ref_s: &[f32],
+        speed: f32,
+        trace: &mut Trace,
+    ) -> Result<Durations> {
         check_ids(ids)?;
         check_len("ref_s", ref_s, REF_S_LEN)?;
         check_speed(speed)?;
@@ -287,7 +315,7 @@ impl KokoroRunner {
         inputs.push(Input::F32(sp, &speed_v));
         let bert = CustomAlbert::forward(&ctx, w, ids_t, pos)?; // [768, T]
         let d_en = bert_encoder(&ctx, w, bert)?; // [512, T]
-        self.run_duration_graph(&ctx, d_en, s, sp, inputs)
+        self.run_duration_graph(&ctx, d_en, s, sp, inputs, trace)
     }
 
     /// The text encoder alone: token ids → `t_en` `[512, T]`.
@@ -296,7 +324,7 @@ impl KokoroRunner {
         let ctx = new_context()?;
         let (ids_t, _, inputs) = Self::ids_inputs(&ctx, ids, false)?;
         let out = TextEncoder::forward(&ctx, &self.weights, ids_t)?.set_output()?; // [512, T]
-        let mut res = self.compute(&ctx, inputs, &[out])?;
+        let mut res = self.compute(&ctx, inputs, &[out], &mut Trace::default())?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
 
@@ -319,7 +347,12 @@ impl KokoroRunner {
         let out = F0Ntrain::forward(&ctx, &self.weights, x, s)?;
         let (f0, n) = (out.f0.set_output()?, out.n.set_output()?);
         let mut res = self
-            .compute(&ctx, vec![Input::F32(x, en), Input::F32(s, s_pred)], &[f0, n])?
+            .compute(
+                &ctx,
+                vec![Input::F32(x, en), Input::F32(s, s_pred)],
+                &[f0, n],
+                &mut Trace::default(),
+            )?
             .into_iter();
         match (res.next(), res.next()) {
             (Some(f0), Some(n)) => Ok((f0, n)),
@@ -363,7 +396,9 @@ impl KokoroRunner {
             Input::F32(n_t, n),
             Input::F32(s, s_dec),
         ];
-        let mut res = self.compute(&ctx, inputs, &[ei, gi])?.into_iter();
+        let mut res = self
+            .compute(&ctx, inputs, &[ei, gi], &mut Trace::default())?
+            .into_iter();
         match (res.next(), res.next()) {
             (Some(ei), Some(gi)) => Ok((ei, gi)),
             _ => Err(GraphError::Input("missing outputs".into())),
@@ -373,6 +408,16 @@ impl KokoroRunner {
     /// The generator body alone: `generator_in` `[512, 2F]` and `har_spec_phase` `[22, 120F+1]`
     /// (numpy `[C, T]` order), `style_decoder_s` `[128]` → `conv_post_out` `[22, 120F+1]`.
     pub fn generator(&self, gen_in: &[f32], har: &[f32], s_dec: &[f32]) -> Result<Vec<f32>> {
+        self.generator_traced(gen_in, har, s_dec, &mut Trace::default())
+    }
+
+    fn generator_traced(
+        &self,
+        gen_in: &[f32],
+        har: &[f32],
+        s_dec: &[f32],
+        trace: &mut Trace,
+    ) -> Result<Vec<f32>> {
         let n_2f = gen_in.len() / GEN_CHANNELS;
         check_frames(n_2f / 2)?;
         check_len("generator_in", gen_in, n_2f * GEN_CHANNELS)?;
@@ -394,18 +439,50 @@ impl KokoroRunner {
             .set_input()?;
         let out = Generator::forward(&ctx, &self.weights, x, h, s)?.set_output()?;
         let inputs = vec![Input::F32(x, gen_in), Input::F32(h, har), Input::F32(s, s_dec)];
-        let mut res = self.compute(&ctx, inputs, &[out])?;
+        let mut res = self.compute(&ctx, inputs, &[out], trace)?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
 
     /// Token ids (BOS/EOS included), the voice row `ref_s` `[256]` and speed → 24 kHz audio
     /// (`600·Σ pred_dur` samples) and the durations.
     pub fn synthesize(&self, ids: &[i32], ref_s: &[f32], speed: f32) -> Result<Synthesis> {
-        let dur = self.durations(ids, ref_s, speed)?;
+        self.synthesize_traced(ids, ref_s, speed, &mut Trace::default())
+    }
+
+    /// [`KokoroRunner::synthesize`], capturing the intermediates `trace` asks for (the golden
+    /// arrays' names, [`TRACE_NAMES`]).
+    pub fn synthesize_traced(
+        &self,
+        ids: &[i32],
+        ref_s: &[f32],
+        speed: f32,
+        trace: &mut Trace,
+    ) -> Result<Synthesis> {
+        check_ids(ids)?;
+        check_len("ref_s", ref_s, REF_S_LEN)?;
+        trace.record_i64(
+            "input_ids",
+            vec![1, ids.len()],
+            ids.iter().map(|&i| i64::from(i)).collect(),
+        );
+        trace.record_f32("ref_s", vec![1, REF_S_LEN], ref_s.to_vec());
+        trace.record_f32("speed", vec![1], vec![speed]);
+        trace.record_f32("style_decoder_s", vec![1, 128], ref_s[..128].to_vec());
+        trace.record_f32("style_predictor_s", vec![1, 128], ref_s[128..].to_vec());
+        let dur = self.durations_traced(ids, ref_s, speed, trace)?;
+        trace.record_i64("pred_dur", vec![1, dur.pred_dur.len()], dur.pred_dur.clone());
+        if trace.wants("pred_aln_trg") {
+            let n_f = n_frames(&dur.pred_dur);
+            trace.record_f32(
+                "pred_aln_trg",
+                vec![dur.pred_dur.len(), n_f],
+                alignment_matrix(&dur.pred_dur),
+            );
+        }
         let n_f = n_frames(&dur.pred_dur);
         check_frames(n_f)?;
         let (s_dec, s_pred) = ref_s.split_at(STYLE_DIM as usize);
-        let (f0, gen_in) = self.frames(ids, &dur.d, &dur.pred_dur, s_pred, s_dec)?;
+        let (f0, gen_in) = self.frames(ids, &dur.d, &dur.pred_dur, s_pred, s_dec, trace)?;
         let w = self.weights.file();
         let m_weight = w
             .tensor(M_SOURCE_WEIGHT)
@@ -418,8 +495,12 @@ impl KokoroRunner {
             .ok_or_else(|| GraphError::MissingTensor(M_SOURCE_BIAS.into()))?;
         let har = harmonic_source(&f0, m_weight, m_bias)?;
         let spec = stft(&har)?; // [22, 120F+1]
-        let post = self.generator(&gen_in, &spec, s_dec)?;
-        let audio = istft(&post, stft_frames(har.len()))?;
+        let n_stft = stft_frames(har.len());
+        trace.record_f32("har_source", vec![1, har.len(), 1], har);
+        trace.record_f32("har_spec_phase", vec![1, HAR_CHANNELS, n_stft], spec.clone());
+        let post = self.generator_traced(&gen_in, &spec, s_dec, trace)?;
+        let audio = istft(&post, n_stft)?;
+        trace.record_f32("audio", vec![audio.len()], audio.clone());
         Ok(Synthesis {
             audio,
             pred_dur: dur.pred_dur,
@@ -436,6 +517,7 @@ impl KokoroRunner {
         pred_dur: &[i64],
         s_pred: &[f32],
         s_dec: &[f32],
+        trace: &mut Trace,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let frame_token: Vec<i32> = pred_dur
             .iter()
@@ -473,7 +555,7 @@ impl KokoroRunner {
         let asr_tm = ctx.cont(ctx.transpose(asr)?)?; // [F, 512]
         let dec = Decoder::forward(&ctx, w, asr_tm, f0n.f0, f0n.n, sd)?;
         let (f0, gi) = (f0n.f0.set_output()?, dec.generator_in.set_output()?);
-        let mut res = self.compute(&ctx, inputs, &[f0, gi])?.into_iter();
+        let mut res = self.compute(&ctx, inputs, &[f0, gi], trace)?.into_iter();
         match (res.next(), res.next()) {
             (Some(f0), Some(gi)) => Ok((f0, gi)),
             _ => Err(GraphError::Input("missing outputs".into())),
@@ -488,4 +570,134 @@ pub struct Synthesis {
     pub audio: Vec<f32>,
     /// Frames per token (`pred_dur`).
     pub pred_dur: Vec<i64>,
+}
+
+/// Every name [`KokoroRunner::synthesize_traced`] can capture: the arrays of the golden `.npz`
+/// files (`shared/docs/golden-reference.md` §3), in pipeline order.
+pub const TRACE_NAMES: &[&str] = &[
+    "input_ids",
+    "ref_s",
+    "speed",
+    "style_predictor_s",
+    "style_decoder_s",
+    "bert_last_hidden_state",
+    "bert_encoder_out",
+    "duration_sigmoid",
+    "duration_float",
+    "pred_dur",
+    "pred_aln_trg",
+    "en",
+    "F0_pred",
+    "N_pred",
+    "t_en",
+    "asr",
+    "decoder_encode_in",
+    "generator_in",
+    "har_source",
+    "har_spec_phase",
+    "conv_post_out",
+    "audio",
+];
+
+/// Values of a captured array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceData {
+    /// Float arrays.
+    F32(Vec<f32>),
+    /// Integer arrays (`input_ids`, `pred_dur`).
+    I64(Vec<i64>),
+}
+
+/// One captured array, in numpy (C) order with the golden array's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracedArray {
+    /// numpy shape (last axis fastest).
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: TraceData,
+}
+
+/// Which intermediates to capture during [`KokoroRunner::synthesize_traced`], and what was
+/// captured. The default captures nothing and costs nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Trace {
+    wanted: std::collections::BTreeSet<String>,
+    arrays: std::collections::BTreeMap<String, TracedArray>,
+}
+
+impl Trace {
+    /// Captures `names` (each one of [`TRACE_NAMES`]); an unknown name is an error.
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Result<Self> {
+        let mut wanted = std::collections::BTreeSet::new();
+        for n in names {
+            let n = n.as_ref();
+            if !TRACE_NAMES.contains(&n) {
+                return Err(GraphError::Input(format!(
+                    "unknown intermediate {n:?}; known: {}",
+                    TRACE_NAMES.join(", ")
+                )));
+            }
+            wanted.insert(n.to_owned());
+        }
+        Ok(Self {
+            wanted,
+            arrays: Default::default(),
+        })
+    }
+
+    /// Captures every name of [`TRACE_NAMES`].
+    pub fn all() -> Self {
+        Self {
+            wanted: TRACE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+            arrays: Default::default(),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        !self.wanted.is_empty()
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.wanted.contains(name)
+    }
+
+    /// The captured arrays by name.
+    pub fn arrays(&self) -> &std::collections::BTreeMap<String, TracedArray> {
+        &self.arrays
+    }
+
+    fn record_f32(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>) {
+        if self.wants(name) {
+            let data = TraceData::F32(data);
+            self.arrays.insert(name.to_owned(), TracedArray { shape, data });
+        }
+    }
+
+    fn record_i64(&mut self, name: &str, shape: Vec<usize>, data: Vec<i64>) {
+        if self.wants(name) {
+            let data = TraceData::I64(data);
+            self.arrays.insert(name.to_owned(), TracedArray { shape, data });
+        }
+    }
+
+    /// Records a graph tensor `ne` in the golden array's layout: the channel-major text-side
+    /// tensors (`ne = [C, T]`) that the goldens store as `[1, C, T]` are transposed; the
+    /// time-major ones (`ne = [T, C]`) already have the golden's memory order.
+    fn record_tensor(&mut self, name: &str, ne: [i64; 4], data: Vec<f32>) {
+        let (n0, n1) = (ne[0].max(0) as usize, ne[1].max(0) as usize);
+        match name {
+            "en" | "asr" | "t_en" => {
+                let mut out = vec![0f32; data.len()];
+                for (t, col) in data.chunks_exact(n0.max(1)).enumerate() {
+                    for (c, &v) in col.iter().enumerate() {
+                        out[c * n1 + t] = v;
+                    }
+                }
+                self.record_f32(name, vec![1, n0, n1], out);
+            }
+            "duration_float" => self.record_f32(name, vec![1, n0 * n1], data),
+            "F0_pred" | "N_pred" => self.record_f32(name, vec![1, n0 * n1], data),
+            _ => self.record_f32(name, vec![1, n1, n0], data),
+        }
+    }
 }

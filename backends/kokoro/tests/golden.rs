@@ -20,7 +20,7 @@ use std::time::Instant;
 use support::{model_path, npz};
 use tts_backend_kokoro::graph::alignment::{alignment_matrix, expand};
 use tts_backend_kokoro::graph::KokoroWeights;
-use tts_backend_kokoro::runner::KokoroRunner;
+use tts_backend_kokoro::runner::{KokoroRunner, Trace, TraceData};
 use tts_backend_kokoro::KokoroModelFile;
 use tts_ggml::ComputeDevice;
 
@@ -462,9 +462,21 @@ fn golden_end_to_end() {
         let arr = |k: &str| g.get(k).unwrap_or_else(|| panic!("{golden}: no array {k}"));
         let ids: Vec<i32> = arr("input_ids").i64().iter().map(|&x| x as i32).collect();
         let t0 = Instant::now();
+        // Through the same traced path as `tts-kokoro synthesize --dump`.
+        let mut trace = Trace::new(&["pred_dur", "F0_pred"]).expect("trace names");
         let out = runner
-            .synthesize(&ids, arr("ref_s").f32(), arr("speed").f32()[0])
+            .synthesize_traced(&ids, arr("ref_s").f32(), arr("speed").f32()[0], &mut trace)
             .expect("synthesize");
+        let traced_dur = match trace.arrays().get("pred_dur").map(|a| &a.data) {
+            Some(TraceData::I64(v)) => v.clone(),
+            other => panic!("{golden}: traced pred_dur {other:?}"),
+        };
+        assert_eq!(traced_dur, arr("pred_dur").i64(), "{golden}: traced pred_dur");
+        assert_eq!(
+            trace.arrays()["F0_pred"].shape,
+            arr("F0_pred").shape,
+            "{golden}: F0_pred shape"
+        );
         let secs = t0.elapsed().as_secs_f64();
         let gold = arr("audio").f32();
         let same_len = out.audio.len() == gold.len();
