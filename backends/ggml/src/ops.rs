@@ -951,7 +951,12 @@ impl Context {
         let (k_cin, l_out, n) = (ncol[0], ncol[1], ncol[2]);
         let cols2 = self.reshape(cols, &[k_cin, l_out * n])?; // [K·Cin, Lout·N]
         let w2 = self.reshape(kernel, &[k_cin, nk[2]])?; // [K·Cin, Cout]
-        if kernel.ty() == GgmlType::F32 {
+        // ggml's fast F32 GEMM (llamafile's tinyBLAS) needs the row count of the first operand
+        // to be a multiple of 4 and otherwise falls back to a much slower dot-product loop. With
+        // the columns first that count is the output length (odd at the generator's last stage);
+        // with the kernel first it is C_out, at the price of a transpose.
+        let cols_first = (l_out * n) % 4 == 0 || nk[2] % 4 != 0;
+        if kernel.ty() == GgmlType::F32 && cols_first {
             let r = self.mul_mat(cols2, w2)?; // [Lout·N, Cout]
             let r = self.reshape(r, &[l_out * n, nk[2]])?;
             if n == 1 {
@@ -962,7 +967,7 @@ impl Context {
             let r = self.permute(r, [0, 2, 1, 3])?;
             self.cont(r)
         } else {
-            // F16 kernel: it must be the first mul_mat operand (b must be F32).
+            // Kernel first: required for F16 kernels (b must be F32), faster for odd lengths.
             let r = self.mul_mat(w2, cols2)?; // [Cout, Lout·N]
             let r = self.reshape(r, &[nk[2], l_out, n])?;
             let r = self.permute(r, [1, 0, 2, 3])?; // [Lout, Cout, N]
