@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod http;
+pub mod kokoro;
 pub mod sine;
 
 use std::io::{BufRead, BufReader};
@@ -301,6 +302,11 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.log.lock().expect("log lock").clone()
