@@ -11,7 +11,7 @@
 //! * `--n-threads`: the runner's CPU threads.
 //! * `--use-metal`: refused by a build without the `metal` feature (`libkokoro_cpu`). With it
 //!   (`libkokoro_metal.dylib`), the Metal device is opened through ggml's backend API
-//!   ([`tts_ggml::ComputeDevice::metal`]) and reported; the graph itself still runs on the CPU
+//!   (`tts_ggml::ComputeDevice::metal`) and reported; the graph itself still runs on the CPU
 //!   device, because [`KokoroRunner`] computes on a CPU device of its own and the weights wrap the
 //!   mapped file in host memory. A warning says so at start-up.
 //! * `--voice`: the default voice for requests without one (checked here; it may be a blend);
