@@ -951,10 +951,10 @@ impl Context {
         let (k_cin, l_out, n) = (ncol[0], ncol[1], ncol[2]);
         let cols2 = self.reshape(cols, &[k_cin, l_out * n])?; // [K·Cin, Lout·N]
         let w2 = self.reshape(kernel, &[k_cin, nk[2]])?; // [K·Cin, Cout]
-        // ggml's fast F32 GEMM (llamafile's tinyBLAS) needs the row count of the first operand
-        // to be a multiple of 4 and otherwise falls back to a much slower dot-product loop. With
-        // the columns first that count is the output length (odd at the generator's last stage);
-        // with the kernel first it is C_out, at the price of a transpose.
+                                                         // ggml's fast F32 GEMM (llamafile's tinyBLAS) needs the row count of the first operand
+                                                         // to be a multiple of 4 and otherwise falls back to a much slower dot-product loop. With
+                                                         // the columns first that count is the output length (odd at the generator's last stage);
+                                                         // with the kernel first it is C_out, at the price of a transpose.
         let cols_first = (l_out * n) % 4 == 0 || nk[2] % 4 != 0;
         if kernel.ty() == GgmlType::F32 && cols_first {
             let r = self.mul_mat(cols2, w2)?; // [Lout·N, Cout]

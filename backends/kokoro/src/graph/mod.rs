@@ -241,8 +241,62 @@ pub(crate) fn conv1d_named<'a>(
     dilation: usize,
 ) -> Result<Tensor<'a>> {
     let k = w.tensor(kernel)?;
-    let cur = ctx.conv_1d(k, x, stride, padding, dilation)?; // [T_out, C_out]
+    let cur = conv1d_tiled(ctx, k, x, stride, padding, dilation)?; // [T_out, C_out]
     let c_out = k.ne()[2];
     let b = ctx.reshape(w.tensor(bias)?, &[1, c_out])?;
     Ok(ctx.add(cur, b)?)
+}
+
+/// Output samples per im2col tile: the im2col matrix of a kernel-11, 128-channel conv over a
+/// whole generator chunk is ~0.7 MB per frame (0.6 GB for 20 s of audio); cut in tiles it is
+/// at most `CONV_TILE · K · C_in` floats (92 MB for that conv) whatever the length.
+pub const CONV_TILE: i64 = 16_384;
+
+/// [`Context::conv_1d`] on `x` `[T, C_in]`, cut along time into tiles of at most [`CONV_TILE`]
+/// outputs so that the im2col buffer stays bounded; exact (each output is the same dot
+/// product), the tiles are concatenated pairwise.
+pub(crate) fn conv1d_tiled<'a>(
+    ctx: &'a Context,
+    kernel: Tensor<'a>,
+    x: Tensor<'a>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<Tensor<'a>> {
+    let [l, c_in, n3, n4] = x.ne();
+    let span = dilation as i64 * (kernel.ne()[0] - 1) + 1;
+    let l_out = (l + 2 * padding as i64 - span).div_euclid(stride as i64) + 1;
+    if l_out <= CONV_TILE || n3 != 1 || n4 != 1 || l + 2 * (padding as i64) < span {
+        return Ok(ctx.conv_1d(kernel, x, stride, padding, dilation)?);
+    }
+    let xp = if padding > 0 {
+        ctx.pad_ext(x, [padding, 0, 0, 0], [padding, 0, 0, 0])? // [T + 2p, C_in]
+    } else {
+        x
+    };
+    let es = std::mem::size_of::<f32>();
+    let mut tiles = Vec::new();
+    let mut o0 = 0i64;
+    while o0 < l_out {
+        let n = CONV_TILE.min(l_out - o0);
+        let in_len = (n - 1) * stride as i64 + span;
+        let offset = (o0 * stride as i64) as usize * es;
+        let xs = ctx.cont(ctx.view(xp, &[in_len, c_in], &[xp.nb()[1]], offset)?)?;
+        tiles.push(ctx.conv_1d(kernel, xs, stride, 0, dilation)?); // [n, C_out]
+        o0 += n;
+    }
+    while tiles.len() > 1 {
+        let mut next = Vec::with_capacity(tiles.len().div_ceil(2));
+        let mut it = tiles.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => ctx.concat(a, b, 0)?,
+                None => a,
+            });
+        }
+        tiles = next;
+    }
+    tiles
+        .pop()
+        .ok_or_else(|| GraphError::Input("conv over an empty input".into()))
 }
