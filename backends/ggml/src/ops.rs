@@ -561,6 +561,28 @@ impl Context {
         self.wrap("transpose", p)
     }
 
+    /// A copy of `a` converted to `ty` (same shape, contiguous). `a` F32, F16 or BF16; `ty` F32
+    /// or F16.
+    ///
+    /// # C equivalent
+    /// `ggml_cast`
+    pub fn cast<'a>(&'a self, a: Tensor<'a>, ty: GgmlType) -> Result<Tensor<'a>> {
+        const OP: &str = "cast";
+        require_types(OP, "a", &a, &[GgmlType::F32, GgmlType::F16, GgmlType::BF16])?;
+        if !matches!(ty, GgmlType::F32 | GgmlType::F16) {
+            return Err(GgmlError::Type {
+                op: OP,
+                operand: "ty",
+                ty: ty.name(),
+            });
+        }
+        self.ensure_tensors(1)?;
+        // SAFETY: live context with room; a float-to-float copy the CPU dup kernel supports for
+        // any strides.
+        let p = unsafe { sys::ggml_cast(self.raw(), a.raw(), ty.to_raw()) };
+        self.wrap(OP, p)
+    }
+
     /// A contiguous copy of `a` (same shape). F32 or F16.
     ///
     /// # C equivalent

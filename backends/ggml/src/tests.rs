@@ -754,3 +754,19 @@ fn a_context_allocated_twice_is_an_error_not_a_crash() {
     let err = run(&c, 1, &[(x, &xd)], y).unwrap_err();
     assert!(err.to_string().contains("new context"), "{err}");
 }
+
+#[test]
+fn to_f32_converts_f16_and_q8_0_and_checks_sizes() {
+    let f16: Vec<u8> = [0x3C00u16, 0xC000, 0x3800]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(GgmlType::F16.to_f32(&f16, 3).unwrap(), vec![1.0, -2.0, 0.5]);
+    let mut q8 = 0x3800u16.to_le_bytes().to_vec(); // d = 0.5
+    q8.extend((0..32).map(|i: i8| (i - 16) as u8));
+    let want: Vec<f32> = (0..32).map(|i| 0.5 * (i - 16) as f32).collect();
+    assert_eq!(GgmlType::Q8_0.to_f32(&q8, 32).unwrap(), want);
+    assert!(GgmlType::Q8_0.to_f32(&q8, 16).is_err(), "half a block");
+    assert!(GgmlType::Q8_0.to_f32(&q8[..33], 32).is_err(), "short data");
+    assert!(GgmlType::F16.to_f32(&f16, 2).is_err(), "extra bytes");
+}

@@ -136,3 +136,51 @@ impl std::fmt::Display for GgmlType {
         f.write_str(self.name())
     }
 }
+
+impl GgmlType {
+    /// Converts `n` values stored as this type in `bytes` (ggml's block layout) to `f32`.
+    ///
+    /// Errors when `n` is not a whole number of blocks, when `bytes` is not exactly that many
+    /// blocks, or when ggml has no conversion for the type.
+    ///
+    /// # C equivalent
+    /// `ggml_get_type_traits(type)->to_float(bytes, out, n)`
+    pub fn to_f32(self, bytes: &[u8], n: usize) -> crate::Result<Vec<f32>> {
+        let (bs, ts) = (self.block_size(), self.type_size());
+        if bs == 0 || n % bs != 0 || bytes.len() != n / bs * ts {
+            return Err(crate::GgmlError::Shape {
+                op: "to_f32",
+                detail: format!(
+                    "{n} {} values need {} bytes in whole blocks of {bs}; got {} bytes",
+                    self.name(),
+                    n.div_ceil(bs.max(1)) * ts,
+                    bytes.len()
+                ),
+            });
+        }
+        if self == GgmlType::F32 {
+            return Ok(bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect());
+        }
+        // SAFETY: a static table lookup with a valid enum value; the pointer is never NULL.
+        let traits = unsafe { &*sys::ggml_get_type_traits(self.to_raw()) };
+        let Some(to_float) = traits.to_float else {
+            return Err(crate::GgmlError::Type {
+                op: "to_f32",
+                operand: "type",
+                ty: self.name(),
+            });
+        };
+        let mut out = vec![0f32; n];
+        let k = i64::try_from(n).map_err(|_| crate::GgmlError::Shape {
+            op: "to_f32",
+            detail: format!("{n} values"),
+        })?;
+        // SAFETY: `bytes` holds exactly n/bs blocks of this type (checked) and `out` has room
+        // for n floats; the conversion reads and writes nothing else.
+        unsafe { to_float(bytes.as_ptr().cast(), out.as_mut_ptr(), k) };
+        Ok(out)
+    }
+}

@@ -483,17 +483,12 @@ impl KokoroRunner {
         check_frames(n_f)?;
         let (s_dec, s_pred) = ref_s.split_at(STYLE_DIM as usize);
         let (f0, gen_in) = self.frames(ids, &dur.d, &dur.pred_dur, s_pred, s_dec, trace)?;
-        let w = self.weights.file();
-        let m_weight = w
-            .tensor(M_SOURCE_WEIGHT)
-            .and_then(|t| t.as_f32())
-            .ok_or_else(|| GraphError::MissingTensor(M_SOURCE_WEIGHT.into()))?;
-        let m_bias = w
-            .tensor(M_SOURCE_BIAS)
-            .and_then(|t| t.as_f32())
-            .and_then(|b| b.first().copied())
+        let m_weight = self.weights.host_f32(M_SOURCE_WEIGHT)?;
+        let m_bias = self.weights.host_f32(M_SOURCE_BIAS)?;
+        let m_bias = *m_bias
+            .first()
             .ok_or_else(|| GraphError::MissingTensor(M_SOURCE_BIAS.into()))?;
-        let har = harmonic_source(&f0, m_weight, m_bias)?;
+        let har = harmonic_source(&f0, &m_weight, m_bias)?;
         let spec = stft(&har)?; // [22, 120F+1]
         let n_stft = stft_frames(har.len());
         trace.record_f32("har_source", vec![1, har.len(), 1], har);

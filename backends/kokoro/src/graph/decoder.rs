@@ -8,7 +8,7 @@
 //! Layout: time-major, `ne = [T, C]` (the memory order of the goldens' `[1, C, T]` arrays), which
 //! is what the im2col convolutions take and what makes `ggml_norm` over `ne0` an InstanceNorm.
 
-use tts_ggml::{Context, Tensor};
+use tts_ggml::{Context, GgmlType, Tensor};
 
 use super::{conv1d, GraphError, KokoroWeights, Result};
 
@@ -53,12 +53,13 @@ pub fn upsample_nearest2<'a>(ctx: &'a Context, x: Tensor<'a>) -> Result<Tensor<'
     interleave(ctx, x, x)
 }
 
-/// Tap `k` of a depthwise kernel `[3, 1, C]` as a broadcastable `[1, C]` tensor.
+/// Tap `k` of a depthwise kernel `[3, 1, C]` as a broadcastable F32 `[1, C]` tensor (F16
+/// kernels, as in TTS.cpp's F16 files, are converted).
 fn dw_tap<'a>(ctx: &'a Context, kernel: Tensor<'a>, k: usize) -> Result<Tensor<'a>> {
     let c = kernel.ne()[2];
-    let es = std::mem::size_of::<f32>();
+    let es = kernel.ty().type_size();
     let v = ctx.view(kernel, &[1, c], &[3 * es], k * es)?;
-    Ok(ctx.cont(v)?)
+    Ok(ctx.cast(v, GgmlType::F32)?)
 }
 
 /// The learned upsample `pool`: depthwise `ConvTranspose1d(C, C, 3, stride 2, padding 1,

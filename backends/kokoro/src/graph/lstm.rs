@@ -45,7 +45,7 @@ pub struct Recurrent {
 
 impl Recurrent {
     /// Reads and fuses `{prefix}.{weights,reverse_weights}.{1,3,5,7}` (each `ne = [H, H]`, i.e.
-    /// `H` rows of `H` inputs). F32 only so far (quantized files need a dequantizing copy here).
+    /// `H` rows of `H` inputs), converting F16 and quantized storage to F32.
     pub fn load(file: &KokoroModelFile, prefix: &str) -> Result<Self> {
         let mut w_hh: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
         let mut hidden = 0;
@@ -56,12 +56,15 @@ impl Recurrent {
                     .tensor(&name)
                     .ok_or_else(|| GraphError::MissingTensor(name.clone()))?;
                 hidden = t.info.ne[0] as usize;
-                let data = t.as_f32().ok_or_else(|| GraphError::UnsupportedType {
+                let n = t.info.ne.iter().product::<u64>() as usize;
+                // F16 and quantized files (TTS.cpp's -nqf/Q8_0/Q4...) are dequantized once here:
+                // the recurrence is a host loop over F32 rows.
+                let ty = super::ggml_type(t.info.ggml_type).ok_or_else(|| GraphError::UnsupportedType {
                     name: name.clone(),
                     ty: t.info.ggml_type.name(),
-                    reason: "the LSTM recurrence reads F32 W_hh on the host",
+                    reason: "not a Kokoro storage type",
                 })?;
-                w_hh[dir].extend_from_slice(data);
+                w_hh[dir].extend(ty.to_f32(t.data, n)?);
             }
         }
         if hidden == 0 || w_hh.iter().any(|w| w.len() != N_GATES * hidden * hidden) {

@@ -70,7 +70,7 @@ pub enum GraphError {
 pub type Result<T, E = GraphError> = std::result::Result<T, E>;
 
 /// The ggml type of a GGUF tensor type (only the types Kokoro files may contain).
-fn ggml_type(t: tts_gguf::GgmlType) -> Option<GgmlType> {
+pub(crate) fn ggml_type(t: tts_gguf::GgmlType) -> Option<GgmlType> {
     use tts_gguf::GgmlType as G;
     Some(match t {
         G::F32 => GgmlType::F32,
@@ -156,6 +156,22 @@ impl KokoroWeights {
     /// Whether the model has a weight with GGUF name `name`.
     pub fn has(&self, name: &str) -> bool {
         self.weights.tensor(ggml_name(name)).is_ok()
+    }
+
+    /// The values of the model tensor `name` as F32 on the host (converted from F16 or a
+    /// quantized type when the file stores it so).
+    pub fn host_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let t = self
+            .file
+            .tensor(name)
+            .ok_or_else(|| GraphError::MissingTensor(name.to_owned()))?;
+        let ty = ggml_type(t.info.ggml_type).ok_or_else(|| GraphError::UnsupportedType {
+            name: name.to_owned(),
+            ty: t.info.ggml_type.name(),
+            reason: "not a Kokoro storage type",
+        })?;
+        let n = t.info.ne.iter().product::<u64>() as usize;
+        Ok(ty.to_f32(t.data, n)?)
     }
 
     /// The fused recurrent matrices of the LSTM under `prefix` (one of [`lstm::LSTM_PREFIXES`]).
