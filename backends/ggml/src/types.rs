@@ -147,7 +147,7 @@ impl GgmlType {
     /// `ggml_get_type_traits(type)->to_float(bytes, out, n)`
     pub fn to_f32(self, bytes: &[u8], n: usize) -> crate::Result<Vec<f32>> {
         let (bs, ts) = (self.block_size(), self.type_size());
-        if bs == 0 || n % bs != 0 || bytes.len() != n / bs * ts {
+        if bs == 0 || !n.is_multiple_of(bs) || bytes.len() != n / bs * ts {
             return Err(crate::GgmlError::Shape {
                 op: "to_f32",
                 detail: format!(
