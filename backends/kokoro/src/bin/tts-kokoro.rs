@@ -86,6 +86,10 @@ struct PhonemizeArgs {
     /// The directory containing espeak-ng-data (default: $ESPEAK_DATA_PATH, else the system's).
     #[arg(long)]
     espeak_data: Option<PathBuf>,
+    /// Do not normalise English text (numbers, dates, money, ...) before phonemizing; the
+    /// backend normalises English unless a request says `"normalize": false`.
+    #[arg(long)]
+    no_normalize: bool,
     /// The text (one argument; quote it).
     text: String,
 }
@@ -178,7 +182,16 @@ fn phonemize(args: &PhonemizeArgs) -> Result<String, String> {
         None => (Vocab::kokoro_v1(), "built-in Kokoro v1.0 table".to_owned()),
     };
 
-    let result = phonemizer.phonemize(&args.text).map_err(|e| e.to_string())?;
+    let english = matches!(
+        language,
+        Some(Language::AmericanEnglish | Language::BritishEnglish)
+    );
+    let text = if english && !args.no_normalize {
+        tts_backend_kokoro::text::normalize::normalize_english(&args.text)
+    } else {
+        args.text.clone()
+    };
+    let result = phonemizer.phonemize(&text).map_err(|e| e.to_string())?;
     let info = Espeak::lock(&config).map_err(|e| e.to_string())?.info().clone();
     let encoded = vocab.encode(&result.phonemes);
 
@@ -194,6 +207,9 @@ fn phonemize(args: &PhonemizeArgs) -> Result<String, String> {
             "warning:      Kokoro's reference does not use espeak for {}; expect accented speech",
             l.code()
         );
+    }
+    if text != args.text {
+        let _ = writeln!(out, "normalized:   {text}");
     }
     let _ = writeln!(out, "espeak voice: {}", phonemizer.espeak_voice());
     let _ = writeln!(out, "espeak-ng:    {} ({})", info.version, info.data_path);
