@@ -65,7 +65,7 @@ use tts_backend_api::{
 };
 use tts_espeak_ng::{EspeakConfig, EspeakError, Phonemizer as Espeak};
 
-use crate::graph::KokoroWeights;
+use crate::graph::{GraphError, KokoroWeights};
 use crate::model_file::KokoroModelFile;
 use crate::runner::KokoroRunner;
 use crate::text::chunk::{ChunkOptions, Chunker, FIRST_CHUNK_TOKENS, MAX_TOKENS};
@@ -512,9 +512,12 @@ impl KokoroBackend {
         ids.push(pad);
         let ref_s = pack.ref_s(tokens.ids.len());
         let runner = self.runner.lock().unwrap_or_else(PoisonError::into_inner);
-        let synthesis = runner
-            .synthesize(&ids, &ref_s, speed)
-            .map_err(|e| BackendError::internal(format!("Kokoro synthesis failed: {e}")))?;
+        let synthesis = runner.synthesize(&ids, &ref_s, speed).map_err(|e| match e {
+            GraphError::TooLong(msg) => {
+                BackendError::too_long(format!("{msg}: speak this text faster or in shorter sentences"))
+            }
+            other => BackendError::internal(format!("Kokoro synthesis failed: {other}")),
+        })?;
         Ok(synthesis.audio)
     }
 }

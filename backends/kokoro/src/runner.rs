@@ -42,9 +42,11 @@ const HAR_CHANNELS: usize = 22;
 /// The harmonic source's `l_linear` (9 → 1).
 const M_SOURCE_WEIGHT: &str = "kokoro.decoder.generator.m_source_weight";
 const M_SOURCE_BIAS: &str = "kokoro.decoder.generator.m_source_bias";
-/// Most frames one chunk may have (25 ms each: 10 minutes), a guard against absurd sizes before
-/// any buffer is allocated; the text pipeline keeps chunks far below it.
-pub const MAX_FRAMES: usize = 24_000;
+/// Most frames one chunk may have (25 ms each: 200 s of audio). The generator's activations take
+/// about 0.5 MB per frame (convolutions are tiled, see `graph::CONV_TILE`), so this bounds one
+/// chunk's compute memory near 4 GB; a 510-token chunk needs ~1500 frames at speed 1 and ~6000 at
+/// the slowest speed, 0.25.
+pub const MAX_FRAMES: usize = 8_000;
 
 /// The duration graph's outputs, all `ne0`-fastest (`[C, T]` stored as `T` rows of `C`).
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +103,14 @@ fn check_len(what: &str, data: &[f32], n: usize) -> Result<()> {
 }
 
 fn check_frames(n_f: usize) -> Result<()> {
-    if n_f == 0 || n_f > MAX_FRAMES {
+    if n_f > MAX_FRAMES {
+        return Err(GraphError::TooLong(format!(
+            "{n_f} audio frames ({:.0} s) in one piece; at most {MAX_FRAMES} ({:.0} s)",
+            n_f as f64 / 40.0,
+            MAX_FRAMES as f64 / 40.0
+        )));
+    }
+    if n_f == 0 {
         return Err(GraphError::Input(format!(
             "{n_f} frames, expected 1..={MAX_FRAMES}"
         )));
@@ -693,6 +702,22 @@ impl Trace {
             "duration_float" => self.record_f32(name, vec![1, n0 * n1], data),
             "F0_pred" | "N_pred" => self.record_f32(name, vec![1, n0 * n1], data),
             _ => self.record_f32(name, vec![1, n1, n0], data),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_counts_are_bounded_before_any_graph_is_built() {
+        assert!(check_frames(1).is_ok());
+        assert!(check_frames(MAX_FRAMES).is_ok());
+        assert!(matches!(check_frames(0), Err(GraphError::Input(_))));
+        match check_frames(MAX_FRAMES + 1) {
+            Err(GraphError::TooLong(m)) => assert!(m.contains("8001 audio frames"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -64,6 +64,9 @@ pub enum GraphError {
     /// Bad caller input (empty or over-long token sequence, wrong style length, bad speed).
     #[error("invalid input: {0}")]
     Input(String),
+    /// The input would make more audio frames than one graph may hold (memory bound).
+    #[error("too long: {0}")]
+    TooLong(String),
 }
 
 /// Result alias for graph code.
