@@ -13,10 +13,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use support::golden::{compare_f32, fixtures, golden_name, report, Row, REL_TOL};
 use support::{model_path, npz};
 use tts_backend_kokoro::graph::alignment::{alignment_matrix, expand};
 use tts_backend_kokoro::graph::KokoroWeights;
@@ -24,80 +24,8 @@ use tts_backend_kokoro::runner::{KokoroRunner, Trace, TraceData};
 use tts_backend_kokoro::KokoroModelFile;
 use tts_ggml::ComputeDevice;
 
-/// Relative tolerance of every float stage implemented here (golden-reference.md §4).
-const REL_TOL: f64 = 1e-4;
 /// Relative tolerance of the generator (golden-reference.md §4: conv_post_out and audio).
 const GEN_TOL: f64 = 1e-3;
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = std::env::var_os("TTS_KOKORO_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/fixtures/kokoro"
-            ))
-        });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("golden fixtures folder {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "npz"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .npz goldens in {}", dir.display());
-    files
-}
-
-/// One line of the error table.
-struct Row {
-    golden: String,
-    stage: &'static str,
-    array: &'static str,
-    max_abs: f64,
-    max_rel: f64,
-    tol: String,
-    pass: bool,
-    secs: f64,
-}
-
-fn float_row(
-    golden: &str,
-    stage: &'static str,
-    array: &'static str,
-    mine: &[f32],
-    gold: &[f32],
-    secs: f64,
-) -> Row {
-    let (max_abs, max_rel) = compare_f32(mine, gold);
-    Row {
-        golden: golden.to_owned(),
-        stage,
-        array,
-        max_abs,
-        max_rel,
-        tol: format!("rel {REL_TOL:.0e}"),
-        pass: max_rel <= REL_TOL,
-        secs,
-    }
-}
-
-fn compare_f32(mine: &[f32], gold: &[f32]) -> (f64, f64) {
-    assert_eq!(mine.len(), gold.len(), "length");
-    let scale = gold.iter().fold(0f64, |m, &g| m.max(f64::from(g).abs()));
-    let max_abs = mine
-        .iter()
-        .zip(gold)
-        .map(|(&a, &b)| {
-            let d = (f64::from(a) - f64::from(b)).abs();
-            if d.is_nan() {
-                f64::INFINITY
-            } else {
-                d
-            }
-        })
-        .fold(0f64, f64::max);
-    (max_abs, max_abs / scale.max(f64::MIN_POSITIVE))
-}
 
 /// `[C, T]` (ne order, T rows of C) from a numpy `[1, C, T]` array.
 fn channels_first_to_ne(gold: &[f32], c: usize, t: usize) -> Vec<f32> {
@@ -122,13 +50,7 @@ fn golden_duration_path_and_text_encoder() {
 
     let mut rows: Vec<Row> = Vec::new();
     for fx in fixtures() {
-        let golden = fx
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .trim_end_matches(".canon")
-            .trim_start_matches("golden_")
-            .to_owned();
+        let golden = golden_name(&fx);
         let g = npz::read(&fx);
         let arr = |k: &str| g.get(k).unwrap_or_else(|| panic!("{golden}: no array {k}"));
         let ids: Vec<i32> = arr("input_ids").i64().iter().map(|&x| x as i32).collect();
@@ -139,7 +61,7 @@ fn golden_duration_path_and_text_encoder() {
         // ALBERT: input_ids -> bert_last_hidden_state ([1, T, 768] = ne [768, T]).
         let t0 = Instant::now();
         let bert = runner.albert(&ids).expect("albert");
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "ALBERT",
             "bert_last_hidden_state",
@@ -153,7 +75,7 @@ fn golden_duration_path_and_text_encoder() {
         let d_en = runner
             .bert_encoder(arr("bert_last_hidden_state").f32())
             .expect("bert_encoder");
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "bert_encoder",
             "bert_encoder_out",
@@ -168,7 +90,7 @@ fn golden_duration_path_and_text_encoder() {
             .duration_head(arr("bert_encoder_out").f32(), s_pred, speed)
             .expect("durations");
         let secs = t0.elapsed().as_secs_f64();
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "durations",
             "duration_sigmoid",
@@ -176,7 +98,7 @@ fn golden_duration_path_and_text_encoder() {
             arr("duration_sigmoid").f32(),
             secs,
         ));
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "durations",
             "duration_float",
@@ -196,7 +118,7 @@ fn golden_duration_path_and_text_encoder() {
                 .zip(gold_dur)
                 .map(|(a, b)| (a - b).abs() as f64)
                 .fold(0.0, f64::max),
-            max_rel: n_diff as f64,
+            metric: n_diff as f64,
             tol: "exact".into(),
             pass: dur.pred_dur.as_slice() == gold_dur,
             secs: 0.0,
@@ -213,7 +135,7 @@ fn golden_duration_path_and_text_encoder() {
             }
             frame += n as usize;
         }
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "DurationEncoder",
             "d (= en at first frames)",
@@ -226,7 +148,7 @@ fn golden_duration_path_and_text_encoder() {
         let t0 = Instant::now();
         let t_en = runner.text_encoder(&ids).expect("text encoder");
         let t_en_gold = channels_first_to_ne(arr("t_en").f32(), 512, n_t);
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "text encoder",
             "t_en",
@@ -244,23 +166,23 @@ fn golden_duration_path_and_text_encoder() {
             stage: "alignment",
             array: "pred_aln_trg",
             max_abs: compare_f32(&a, a_gold).0,
-            max_rel: compare_f32(&a, a_gold).1,
+            metric: compare_f32(&a, a_gold).1,
             tol: "exact".into(),
             pass: a.as_slice() == a_gold,
             secs: 0.0,
         });
         let en_mine = expand(&dur.d, 640, gold_dur).expect("d is [640, T]");
         let en_gold = channels_first_to_ne(en.f32(), 640, n_f);
-        rows.push(float_row(&golden, "alignment", "en", &en_mine, &en_gold, 0.0));
+        rows.push(Row::rel(&golden, "alignment", "en", &en_mine, &en_gold, 0.0));
         let asr_mine = expand(&t_en, 512, gold_dur).expect("t_en is [512, T]");
         let asr_gold = channels_first_to_ne(arr("asr").f32(), 512, n_f);
-        rows.push(float_row(&golden, "alignment", "asr", &asr_mine, &asr_gold, 0.0));
+        rows.push(Row::rel(&golden, "alignment", "asr", &asr_mine, &asr_gold, 0.0));
 
         // F0/N predictor: golden en, style_predictor_s.
         let t0 = Instant::now();
         let (f0, n) = runner.f0n(&en_gold, s_pred).expect("F0/N");
         let secs = t0.elapsed().as_secs_f64();
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "F0/N predictor",
             "F0_pred",
@@ -268,7 +190,7 @@ fn golden_duration_path_and_text_encoder() {
             arr("F0_pred").f32(),
             secs,
         ));
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "F0/N predictor",
             "N_pred",
@@ -284,7 +206,7 @@ fn golden_duration_path_and_text_encoder() {
             .decoder(&asr_gold, arr("F0_pred").f32(), arr("N_pred").f32(), s_dec)
             .expect("decoder");
         let secs = t0.elapsed().as_secs_f64();
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "decoder body",
             "decoder_encode_in",
@@ -292,7 +214,7 @@ fn golden_duration_path_and_text_encoder() {
             arr("decoder_encode_in").f32(),
             secs,
         ));
-        rows.push(float_row(
+        rows.push(Row::rel(
             &golden,
             "decoder body",
             "generator_in",
@@ -307,7 +229,7 @@ fn golden_duration_path_and_text_encoder() {
             .generator(arr("generator_in").f32(), arr("har_spec_phase").f32(), s_dec)
             .expect("generator");
         let secs = t0.elapsed().as_secs_f64();
-        let mut row = float_row(
+        let row = Row::rel(
             &golden,
             "generator",
             "conv_post_out",
@@ -315,9 +237,7 @@ fn golden_duration_path_and_text_encoder() {
             arr("conv_post_out").f32(),
             secs,
         );
-        row.tol = format!("rel {GEN_TOL:.0e}");
-        row.pass = row.max_rel <= GEN_TOL;
-        rows.push(row);
+        rows.push(row.with_rel_tol(GEN_TOL));
 
         // Whole duration graph from ids, ref_s, speed (no teacher forcing): pred_dur exact.
         let t0 = Instant::now();
@@ -332,7 +252,7 @@ fn golden_duration_path_and_text_encoder() {
             stage: "graph 1 from ids",
             array: "duration_float",
             max_abs: fa,
-            max_rel: fr,
+            metric: fr,
             tol: format!("rel {REL_TOL:.0e}"),
             pass: fr <= REL_TOL,
             secs,
@@ -342,38 +262,17 @@ fn golden_duration_path_and_text_encoder() {
             stage: "graph 1 from ids",
             array: "pred_dur",
             max_abs: n_diff as f64,
-            max_rel: n_diff as f64,
+            metric: n_diff as f64,
             tol: "exact".into(),
             pass: full.pred_dur.as_slice() == gold_dur,
             secs: 0.0,
         });
     }
 
-    println!();
-    println!(
-        "{:<26} {:<18} {:<26} {:>11} {:>11} {:>9} {:>5} {:>7}",
-        "golden", "stage", "array", "max abs", "max rel", "tol", "pass", "secs"
+    report(
+        &rows,
+        "(metric: rel = max|Δ| / max|ref|; pred_dur rows: max abs = largest frame difference, metric = number of differing tokens)",
     );
-    for r in &rows {
-        println!(
-            "{:<26} {:<18} {:<26} {:>11.3e} {:>11.3e} {:>9} {:>5} {:>7.2}",
-            r.golden,
-            r.stage,
-            r.array,
-            r.max_abs,
-            r.max_rel,
-            r.tol,
-            if r.pass { "ok" } else { "FAIL" },
-            r.secs
-        );
-    }
-    println!("(pred_dur rows: max abs = largest frame difference, max rel = number of differing tokens)");
-    let failed: Vec<String> = rows
-        .iter()
-        .filter(|r| !r.pass)
-        .map(|r| format!("{} {} {}", r.golden, r.stage, r.array))
-        .collect();
-    assert!(failed.is_empty(), "stages outside tolerance: {failed:?}");
 }
 
 /// `20·log10(|rfft(frame·hann)| + 1e-7)` over frames of 1024 at hop 256 (numpy's symmetric
@@ -451,13 +350,7 @@ fn golden_end_to_end() {
     );
     let mut failed = Vec::new();
     for fx in fixtures() {
-        let golden = fx
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .trim_end_matches(".canon")
-            .trim_start_matches("golden_")
-            .to_owned();
+        let golden = golden_name(&fx);
         let g = npz::read(&fx);
         let arr = |k: &str| g.get(k).unwrap_or_else(|| panic!("{golden}: no array {k}"));
         let ids: Vec<i32> = arr("input_ids").i64().iter().map(|&x| x as i32).collect();

@@ -19,9 +19,9 @@
 mod support;
 
 use std::f64::consts::PI;
-use std::path::PathBuf;
 use std::time::Instant;
 
+use support::golden::{compare_f32, fixtures, golden_name, report, Row, REL_TOL};
 use support::{model_path, npz};
 use tts_backend_kokoro::graph::harmonic::{harmonic_source, stft, N_BINS};
 use tts_backend_kokoro::graph::istft::istft;
@@ -29,62 +29,9 @@ use tts_backend_kokoro::KokoroModelFile;
 
 /// `har_source`: max abs (golden-reference.md §4).
 const SOURCE_ABS_TOL: f64 = 1e-3;
-/// STFT magnitudes and iSTFT audio: rel.
-const REL_TOL: f64 = 1e-4;
 /// STFT phase: wrapped abs in rad, over bins with magnitude > `PHASE_MAG_FLOOR`·max.
 const PHASE_TOL: f64 = 1e-3;
 const PHASE_MAG_FLOOR: f64 = 1e-3;
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = std::env::var_os("TTS_KOKORO_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/fixtures/kokoro"
-            ))
-        });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("golden fixtures folder {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "npz"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .npz goldens in {}", dir.display());
-    files
-}
-
-/// One line of the error table.
-struct Row {
-    golden: String,
-    stage: &'static str,
-    array: &'static str,
-    max_abs: f64,
-    /// Relative error, or the wrapped phase error in rad for phase rows.
-    metric: f64,
-    tol: String,
-    pass: bool,
-    secs: f64,
-}
-
-/// (max |Δ|, max |Δ| / max |ref|) in f64; NaN counts as infinitely wrong.
-fn compare_f32(mine: &[f32], gold: &[f32]) -> (f64, f64) {
-    assert_eq!(mine.len(), gold.len(), "length");
-    let scale = gold.iter().fold(0f64, |m, &g| m.max(f64::from(g).abs()));
-    let max_abs = mine
-        .iter()
-        .zip(gold)
-        .map(|(&a, &b)| {
-            let d = (f64::from(a) - f64::from(b)).abs();
-            if d.is_nan() {
-                f64::INFINITY
-            } else {
-                d
-            }
-        })
-        .fold(0f64, f64::max);
-    (max_abs, max_abs / scale.max(f64::MIN_POSITIVE))
-}
 
 /// Largest wrapped phase difference over the bins whose golden magnitude exceeds
 /// `PHASE_MAG_FLOOR`·max, and how many bins were compared.
@@ -126,13 +73,7 @@ fn golden_generator_dsp() {
     let source_weights = m_source();
     let mut rows: Vec<Row> = Vec::new();
     for fx in fixtures() {
-        let golden = fx
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .trim_end_matches(".canon")
-            .trim_start_matches("golden_")
-            .to_owned();
+        let golden = golden_name(&fx);
         let g = npz::read(&fx);
         let arr = |k: &str| g.get(k).unwrap_or_else(|| panic!("{golden}: no array {k}"));
         let f0 = arr("F0_pred").f32();
@@ -210,28 +151,8 @@ fn golden_generator_dsp() {
         });
     }
 
-    println!();
-    println!(
-        "{:<26} {:<18} {:<24} {:>11} {:>13} {:>9} {:>5} {:>7}",
-        "golden", "stage", "array", "max abs", "max rel/rad", "tol", "pass", "secs"
+    report(
+        &rows,
+        "(metric: rel = max|Δ| / max|ref|; har_source: max abs; phase rows: wrapped max |Δ| in rad)",
     );
-    for r in &rows {
-        println!(
-            "{:<26} {:<18} {:<24} {:>11.3e} {:>13.3e} {:>9} {:>5} {:>7.3}",
-            r.golden,
-            r.stage,
-            r.array,
-            r.max_abs,
-            r.metric,
-            r.tol,
-            if r.pass { "ok" } else { "FAIL" },
-            r.secs
-        );
-    }
-    let failed: Vec<String> = rows
-        .iter()
-        .filter(|r| !r.pass)
-        .map(|r| format!("{} {} {}", r.golden, r.stage, r.array))
-        .collect();
-    assert!(failed.is_empty(), "stages outside tolerance: {failed:?}");
 }

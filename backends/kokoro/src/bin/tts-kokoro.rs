@@ -111,26 +111,22 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Synthesize(args) => match synthesize(&args) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Phonemize(args) => match phonemize(&args) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Synthesize(args) => print_or_fail(synthesize(&args)),
+        Command::Phonemize(args) => print_or_fail(phonemize(&args)),
+    }
+}
+
+/// Prints a subcommand's report (exit 0) or its error (exit 2).
+fn print_or_fail(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod golden;
 pub mod npz;
 
 use std::path::PathBuf;
