@@ -11,9 +11,11 @@
 //! * `--n-threads`: the runner's CPU threads.
 //! * `--use-metal`: refused by a build without the `metal` feature (`libkokoro_cpu`). With it
 //!   (`libkokoro_metal.dylib`), the Metal device is opened through ggml's backend API
-//!   (`tts_ggml::ComputeDevice::metal`) and reported; the graph itself still runs on the CPU
-//!   device, because [`KokoroRunner`] computes on a CPU device of its own and the weights wrap the
-//!   mapped file in host memory. A warning says so at start-up.
+//!   (`tts_ggml::ComputeDevice::metal`) and the runner sends its graphs through ggml's scheduler
+//!   over `[Metal, CPU]` ([`KokoroRunner::with_devices`]): ops Metal lacks, such as the LSTM
+//!   custom op, run on the CPU. The weights stay in the mapped file (host memory). The scheduler
+//!   path is tested here over the CPU alone (bit-identical audio); it has not run on Apple
+//!   hardware.
 //! * `--voice`: the default voice for requests without one (checked here; it may be a blend);
 //!   otherwise the file's first voice (`jf_alpha` for `scripts/fetch-model`'s file).
 //! * `--espeak-voice-id`: the phonemizer language for every request that names none (checked
@@ -214,9 +216,9 @@ fn parse_options(config: &BackendConfig) -> Result<Settings, BackendError> {
     })
 }
 
-/// `--use-metal` in a build without Metal: refused.
+/// `--use-metal` in a build without Metal: refused; otherwise no accelerator.
 #[cfg(not(feature = "metal"))]
-fn check_device(config: &BackendConfig) -> Result<(), BackendError> {
+fn check_device(config: &BackendConfig) -> Result<Option<tts_ggml::ComputeDevice>, BackendError> {
     if config.use_metal {
         return Err(BackendError::invalid_config(
             "--use-metal: this build of the Kokoro plugin (libkokoro_cpu) has no Metal support; on macOS \
@@ -224,23 +226,20 @@ fn check_device(config: &BackendConfig) -> Result<(), BackendError> {
              libkokoro_metal.dylib, or drop --use-metal",
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
-/// `--use-metal` in the Metal build: the device is opened through ggml's backend API; the graph
-/// still computes on the CPU device (see the module docs).
+/// `--use-metal` in the Metal build: the Metal device, opened through ggml's backend API; the
+/// runner then schedules its graphs over `[Metal, CPU]`.
 #[cfg(feature = "metal")]
-fn check_device(config: &BackendConfig) -> Result<(), BackendError> {
-    if config.use_metal {
-        let device = tts_ggml::ComputeDevice::metal().map_err(|e| {
-            BackendError::invalid_config(format!("--use-metal: no Metal device is available: {e}"))
-        })?;
-        tracing::warn!(
-            device = %device.name(),
-            "--use-metal: Metal device found, but this version of the Kokoro runner computes on the CPU"
-        );
+fn check_device(config: &BackendConfig) -> Result<Option<tts_ggml::ComputeDevice>, BackendError> {
+    if !config.use_metal {
+        return Ok(None);
     }
-    Ok(())
+    let device = tts_ggml::ComputeDevice::metal().map_err(|e| {
+        BackendError::invalid_config(format!("--use-metal: no Metal device is available: {e}"))
+    })?;
+    Ok(Some(device))
 }
 
 /// Maps a phonemizer failure to the error kind the client should see.
@@ -394,7 +393,7 @@ impl KokoroBackend {
                 model_path.display()
             ))
         })?;
-        check_device(&config)?;
+        let accelerator = check_device(&config)?;
 
         // espeak-ng: initialise now, so a broken installation stops start-up, and check the
         // operator's espeak voice.
@@ -433,14 +432,18 @@ impl KokoroBackend {
                 .map(str::to_owned)
                 .ok_or_else(|| BackendError::invalid_config("the model file has no voices"))?,
         };
-        let runner = KokoroRunner::new(Arc::clone(&weights), config.n_threads)
-            .map_err(|e| BackendError::invalid_config(format!("--n-threads {}: {e}", config.n_threads)))?;
+        let runner = match accelerator {
+            None => KokoroRunner::new(Arc::clone(&weights), config.n_threads),
+            Some(device) => KokoroRunner::with_devices(Arc::clone(&weights), config.n_threads, Some(device)),
+        }
+        .map_err(|e| BackendError::invalid_config(format!("compute device: {e}")))?;
         tracing::info!(
             model = %model_path.display(),
             weights = if loaded { "loaded" } else { "shared" },
             voices = model.voice_names().count(),
             default_voice = %settings.default_voice,
             n_threads = config.n_threads,
+            device = %runner.device_name(),
             instance = config.instance,
             "kokoro backend ready"
         );

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, Tensor};
+use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, Scheduler, Tensor};
 
 use crate::graph::albert::{bert_encoder, CustomAlbert, HIDDEN};
 use crate::graph::alignment::{alignment_matrix, n_frames};
@@ -31,6 +31,8 @@ pub const MAX_TOKENS: usize = 512;
 pub const REF_S_LEN: usize = 256;
 /// Graph capacity (ALBERT ≈ 12 × 40 nodes, each BiLSTM ≈ 20).
 const GRAPH_SIZE: usize = 8192;
+/// Scheduler capacity: nodes plus leafs (weights) of the largest graph.
+const SCHED_SIZE: usize = 2 * GRAPH_SIZE;
 /// `bert_encoder` output channels.
 const D_MODEL: usize = 512;
 /// DurationEncoder output channels (512 + style).
@@ -71,7 +73,13 @@ pub fn style_row(n_phonemes: usize, n_rows: usize) -> usize {
 #[derive(Debug)]
 pub struct KokoroRunner {
     weights: Arc<KokoroWeights>,
+    /// The CPU device: custom ops (the LSTM recurrence) and the fallback for every op.
     device: ComputeDevice,
+    /// How graphs are placed: `None` = everything on `device` through a graph allocator;
+    /// `Some(accelerator)` = ggml's scheduler over `[accelerator, device]` (or over `[device]`
+    /// alone when the accelerator is `None`), which sends each op to the first device that
+    /// supports it.
+    scheduled: Option<Option<ComputeDevice>>,
 }
 
 fn new_context() -> Result<Context> {
@@ -137,7 +145,37 @@ impl KokoroRunner {
         Ok(Self {
             weights,
             device: ComputeDevice::cpu(n_threads)?,
+            scheduled: None,
         })
+    }
+
+    /// A runner whose graphs go through ggml's backend scheduler: over `[accelerator, CPU]`
+    /// (e.g. Metal), ops the accelerator lacks (the LSTM custom op) falling back to the CPU;
+    /// with `accelerator = None`, over the CPU alone (same results as [`KokoroRunner::new`]).
+    /// The weights stay in host memory; the scheduler copies what a device needs.
+    pub fn with_devices(
+        weights: Arc<KokoroWeights>,
+        n_threads: usize,
+        accelerator: Option<ComputeDevice>,
+    ) -> Result<Self> {
+        if accelerator.as_ref().is_some_and(ComputeDevice::is_cpu) {
+            return Err(GraphError::Input(
+                "the accelerator must not be a CPU device (the CPU is always the fallback)".into(),
+            ));
+        }
+        Ok(Self {
+            weights,
+            device: ComputeDevice::cpu(n_threads)?,
+            scheduled: Some(accelerator),
+        })
+    }
+
+    /// The name of the device graphs are sent to first (`"CPU"` without an accelerator).
+    pub fn device_name(&self) -> String {
+        match &self.scheduled {
+            Some(Some(acc)) => acc.name(),
+            _ => self.device.name(),
+        }
     }
 
     /// The shared weights.
@@ -168,8 +206,19 @@ impl KokoroRunner {
         for &o in outputs {
             graph.build_forward_expand(o)?;
         }
-        let mut alloc = GraphAllocator::new(&self.device)?;
-        let mut run = alloc.alloc(&graph)?;
+        let mut alloc;
+        let mut sched;
+        let mut run = match &self.scheduled {
+            None => {
+                alloc = GraphAllocator::new(&self.device)?;
+                alloc.alloc(&graph)?
+            }
+            Some(acc) => {
+                let devices: Vec<&ComputeDevice> = acc.iter().chain([&self.device]).collect();
+                sched = Scheduler::new(&devices, SCHED_SIZE)?;
+                sched.alloc(&graph)?
+            }
+        };
         for input in inputs {
             match input {
                 Input::F32(t, v) => run.set_f32(t, v)?,

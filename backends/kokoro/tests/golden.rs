@@ -398,3 +398,29 @@ fn golden_end_to_end() {
     println!("(criteria: same length, |rms ratio − 1| ≤ 0.02, logspec ≤ 1.5 dB; SNR is informational)");
     assert!(failed.is_empty(), "end-to-end outside the criteria: {failed:?}");
 }
+
+/// The scheduler path (what a Metal build uses, here over the CPU alone) computes what the
+/// graph-allocator path computes: same frames, same audio.
+#[test]
+fn scheduler_path_matches_the_allocator_path() {
+    let Some(path) = model_path() else { return };
+    let file = KokoroModelFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let device = ComputeDevice::cpu(2).expect("cpu device");
+    let weights = Arc::new(KokoroWeights::load(file, &device).expect("weights"));
+    let plain = KokoroRunner::new(Arc::clone(&weights), 2).expect("runner");
+    let sched = KokoroRunner::with_devices(weights, 2, None).expect("scheduled runner");
+    assert_eq!(sched.device_name(), plain.device_name());
+    let fx = fixtures()
+        .into_iter()
+        .find(|p| golden_name(p) == "short_jf_alpha")
+        .expect("the short golden");
+    let g = npz::read(&fx);
+    let ids: Vec<i32> = g["input_ids"].i64().iter().map(|&x| x as i32).collect();
+    let (ref_s, speed) = (g["ref_s"].f32(), g["speed"].f32()[0]);
+    let a = plain.synthesize(&ids, ref_s, speed).expect("allocator path");
+    let b = sched.synthesize(&ids, ref_s, speed).expect("scheduler path");
+    assert_eq!(a.pred_dur, b.pred_dur);
+    let (max_abs, rel) = compare_f32(&b.audio, &a.audio);
+    println!("scheduler vs allocator: max abs {max_abs:.3e}, rel {rel:.3e}");
+    assert!(rel <= 1e-5, "scheduler path differs: rel {rel:.3e}");
+}
