@@ -96,6 +96,24 @@ fn audio_is_each_chunk_as_the_runner_made_it_in_order() {
     assert!(all.iter().all(|x| x.is_finite()));
     // 600 samples per frame.
     assert!(sink.chunks.iter().all(|c| c.len() % 600 == 0));
+    // Clean joins: every chunk starts and ends in near silence (the BOS/EOS pads), so plain
+    // concatenation (what the reference does) cannot click.
+    const EDGE: usize = 240; // 10 ms
+    for (i, c) in sink.chunks.iter().enumerate() {
+        let rms = (c.iter().map(|x| x * x).sum::<f32>() / c.len() as f32).sqrt();
+        let peak = |w: &[f32]| w.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let (head, tail) = (peak(&c[..EDGE]), peak(&c[c.len() - EDGE..]));
+        println!("chunk {i}: rms {rms:.3}, first 10 ms peak {head:.4}, last 10 ms peak {tail:.4}");
+        assert!(rms > 0.03, "chunk {i} is not speech (rms {rms})");
+        assert!(
+            head < 0.05 && tail < 0.05,
+            "chunk {i} edges are not quiet: {head} / {tail}"
+        );
+    }
+    for (i, pair) in sink.chunks.windows(2).enumerate() {
+        let step = (pair[1][0] - pair[0][pair[0].len() - 1]).abs();
+        assert!(step < 0.01, "join {i}: step of {step}");
+    }
 }
 
 #[test]
