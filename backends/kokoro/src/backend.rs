@@ -436,7 +436,7 @@ impl KokoroBackend {
             None => KokoroRunner::new(Arc::clone(&weights), config.n_threads),
             Some(device) => KokoroRunner::with_devices(Arc::clone(&weights), config.n_threads, Some(device)),
         }
-        .map_err(|e| BackendError::invalid_config(format!("compute device: {e}")))?;
+        .map_err(|e| BackendError::invalid_config(format!("--n-threads {}: {e}", config.n_threads)))?;
         tracing::info!(
             model = %model_path.display(),
             weights = if loaded { "loaded" } else { "shared" },
