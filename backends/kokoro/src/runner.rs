@@ -550,10 +550,14 @@ impl KokoroRunner {
         let spec = stft(&har)?; // [22, 120F+1]
         let n_stft = stft_frames(har.len());
         trace.record_f32("har_source", vec![1, har.len(), 1], har);
-        trace.record_f32("har_spec_phase", vec![1, HAR_CHANNELS, n_stft], spec.clone());
+        if trace.wants("har_spec_phase") {
+            trace.record_f32("har_spec_phase", vec![1, HAR_CHANNELS, n_stft], spec.clone());
+        }
         let post = self.generator_traced(&gen_in, &spec, s_dec, trace)?;
         let audio = istft(&post, n_stft)?;
-        trace.record_f32("audio", vec![audio.len()], audio.clone());
+        if trace.wants("audio") {
+            trace.record_f32("audio", vec![audio.len()], audio.clone());
+        }
         Ok(Synthesis {
             audio,
             pred_dur: dur.pred_dur,
