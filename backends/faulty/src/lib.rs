@@ -13,6 +13,7 @@
 //! | `error-after-audio` | pushes one chunk, then returns an internal error |
 //! | `hang` | never produces audio, sleeping until cancelled |
 //! | `stall` | ignores cancellation and sleeps `stall_ms` (default 2000), then returns |
+//! | `wedge` | ignores cancellation and never returns (the thread sleeps forever) |
 //! | `flood` | pushes one-second chunks as fast as it can until told to stop (`flood_seconds` caps it, default 600) |
 //! | `bad-samples` | pushes NaN, infinities and values far outside [-1, 1] |
 //! | `panic-on-load` | panics in its constructor |
@@ -51,6 +52,8 @@ pub enum Mode {
     Hang,
     /// Ignores cancellation for a while.
     Stall,
+    /// Ignores cancellation and never returns.
+    Wedge,
     /// Pushes audio as fast as possible.
     Flood,
     /// Pushes non-finite and out-of-range samples.
@@ -67,6 +70,7 @@ impl Mode {
             "error-after-audio" => Mode::ErrorAfterAudio,
             "hang" => Mode::Hang,
             "stall" => Mode::Stall,
+            "wedge" => Mode::Wedge,
             "flood" => Mode::Flood,
             "bad-samples" => Mode::BadSamples,
             _ => return None,
@@ -184,6 +188,9 @@ impl Backend for FaultyBackend {
                 }
                 Ok(())
             }
+            Mode::Wedge => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
             Mode::Flood => {
                 let second = Self::tone(RATE as usize, 0);
                 for _ in 0..self.flood_seconds {
@@ -251,6 +258,8 @@ mod tests {
         let e = with_mode("explode").unwrap_err();
         assert_eq!(e.message, "--backend-option mode=explode is not a known fault");
         assert!(std::panic::catch_unwind(|| with_mode("panic-on-load")).is_err());
+        assert_eq!(with_mode("wedge").unwrap().mode, Mode::Wedge);
+        assert_eq!(Mode::parse("stall"), Some(Mode::Stall));
     }
 
     #[test]
