@@ -11,6 +11,7 @@ use serde_json::Value;
 use tts_backend_api::{BackendConfig, SamplingParams};
 
 use crate::audio::AudioFormat;
+use crate::auth::{ApiKeys, Secret};
 use crate::config::{hardware_threads, Config, TlsFiles};
 
 /// Short flags as TTS.cpp spells them, and their long names.
@@ -163,14 +164,64 @@ pub struct Args {
     #[arg(long, env = "TTS_DEFAULT_RESPONSE_FORMAT", default_value = "wav", value_parser = parse_format)]
     pub default_response_format: AudioFormat,
 
-    /// Require `Authorization: Bearer KEY` on the API routes; repeat for several keys.
+    /// Require `Authorization: Bearer KEY` on the API routes; repeat for several keys. Keys are
+    /// trimmed; `Debug` output never shows them.
     #[arg(
         long = "api-key",
         env = "TTS_API_KEY",
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<Secret>,
+
+    /// A file of accepted API keys, one per line (`#` comments and blank lines ignored); adds to
+    /// --api-key. An unreadable or empty file stops start-up.
+    #[arg(long, env = "TTS_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// Seconds a client has to send a complete request head; the connection is then closed.
+    #[arg(long, env = "TTS_HEADER_READ_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub header_read_timeout: Duration,
+
+    /// Seconds a client has to complete the TLS handshake.
+    #[arg(long, env = "TTS_TLS_HANDSHAKE_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub tls_handshake_timeout: Duration,
+
+    /// Seconds a client has to send the whole request body (then 408).
+    #[arg(long, env = "TTS_BODY_READ_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub body_read_timeout: Duration,
+
+    /// Seconds a connection may sit with no request in flight and no traffic before it is closed.
+    #[arg(long, env = "TTS_IDLE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Open connections at most; more are answered 503 and closed at once, never queued.
+    #[arg(long, env = "TTS_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+
+    /// Besides loopback names, a `Host` this server answers when bound to a loopback address
+    /// (DNS-rebinding guard); repeatable, comma-separated in the environment; `*` allows any.
+    #[arg(long = "allowed-host", env = "TTS_ALLOWED_HOST", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// An origin (`https://app.example:8443`) allowed cross-origin access; repeatable,
+    /// comma-separated in the environment; `*` allows any. CORS is off without it.
+    #[arg(long = "cors-origin", env = "TTS_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Seconds a job may run past its deadline before its backend instance is written off and
+    /// replaced.
+    #[arg(long, env = "TTS_STALL_GRACE", default_value = "10", value_parser = parse_seconds)]
+    pub stall_grace: Duration,
+
+    /// Written-off instances that are replaced; past this no replacement, and /health answers
+    /// 503 degraded. Default: 4 × --n-parallelism.
+    #[arg(long, env = "TTS_MAX_WRITTEN_OFF")]
+    pub max_written_off: Option<usize>,
+
+    /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "TTS_SHUTDOWN_GRACE", default_value = "30", value_parser = parse_seconds)]
+    pub shutdown_grace: Duration,
 
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
@@ -185,6 +236,57 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got '{s}'")),
+    }
+}
+
+/// Seconds, a whole or decimal number above zero and at most a day.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(n > 0.0 && n <= 86_400.0) {
+        return Err(format!("{s} s is out of range (above 0, at most 86400)"));
+    }
+    Ok(Duration::from_secs_f64(n))
+}
+
+/// A `Host` name for --allowed-host: `*`, or a host name or address, without a port.
+fn check_host(h: &str) -> Result<String, CliError> {
+    let h = h.trim().to_ascii_lowercase();
+    let ok = h == "*"
+        || (!h.is_empty()
+            && h.len() <= 253
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')));
+    if ok {
+        Ok(h)
+    } else {
+        Err(CliError::Invalid(format!(
+            "--allowed-host {} is not a host name (give a name or address, e.g. tts.example, or *)",
+            tts_backend_api::quote(&h)
+        )))
+    }
+}
+
+/// An origin for --cors-origin: `*`, or `scheme://host[:port]` with no path.
+fn check_origin(o: &str) -> Result<String, CliError> {
+    let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
+    let valid = o == "*"
+        || o.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+    if valid {
+        Ok(o)
+    } else {
+        Err(CliError::Invalid(format!(
+            "--cors-origin {} is not an origin (scheme://host[:port], e.g. https://app.example, or *)",
+            tts_backend_api::quote(&o)
+        )))
     }
 }
 
@@ -226,6 +328,25 @@ impl Args {
         if matches!(self.n_threads, Some(0)) || matches!(self.n_http_threads, Some(0)) {
             return invalid("--n-threads and --n-http-threads must be at least 1".into());
         }
+        if self.max_connections == 0 {
+            return invalid("--max-connections must be at least 1".into());
+        }
+        let mut api_keys = ApiKeys::new(self.api_keys.iter().map(Secret::expose));
+        if let Some(file) = &self.api_keys_file {
+            api_keys.extend(ApiKeys::from_file(file).map_err(CliError::Invalid)?);
+        }
+        let allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| check_host(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| check_origin(o))
+            .collect::<Result<Vec<_>, _>>()?;
         let addr = resolve(&self.host, self.port)?;
         let backend = match self.backend {
             Some(path) => path,
@@ -268,7 +389,17 @@ impl Args {
             max_body_bytes: self.max_body_bytes,
             default_format: self.default_response_format,
             tls,
-            api_keys: self.api_keys.into_iter().filter(|k| !k.is_empty()).collect(),
+            api_keys,
+            header_read_timeout: self.header_read_timeout,
+            tls_handshake_timeout: self.tls_handshake_timeout,
+            body_read_timeout: self.body_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            allowed_hosts,
+            cors_origins,
+            stall_grace: self.stall_grace,
+            max_written_off: self.max_written_off.unwrap_or(4 * self.n_parallelism),
+            shutdown_grace: self.shutdown_grace,
         })
     }
 }
@@ -419,5 +550,82 @@ mod tests {
         assert!(Args::try_parse_from(normalize_args(args("--backend b.so -sfc only.pem"))).is_err());
         assert!(Args::try_parse_from(normalize_args(args("--backend-option novalue"))).is_err());
         assert!(Args::try_parse_from(normalize_args(args("--default-response-format aac"))).is_err());
+        for bad in [
+            "--header-read-timeout 0",
+            "--idle-timeout -1",
+            "--body-read-timeout soon",
+            "--stall-grace 100000",
+        ] {
+            assert!(
+                Args::try_parse_from(normalize_args(args(&format!("--backend b.so {bad}")))).is_err(),
+                "{bad}"
+            );
+        }
+        for (bad, message) in [
+            ("--max-connections 0", "--max-connections must be at least 1"),
+            (
+                "--cors-origin ftp://x",
+                "--cors-origin 'ftp://x' is not an origin",
+            ),
+            (
+                "--cors-origin https://x/path",
+                "--cors-origin 'https://x/path' is not an origin",
+            ),
+            ("--allowed-host a/b", "--allowed-host 'a/b' is not a host name"),
+        ] {
+            let e = Args::parse_from(normalize_args(args(&format!("--backend b.so {bad}"))))
+                .into_config()
+                .unwrap_err();
+            assert!(e.to_string().starts_with(message), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn hostile_input_defaults_and_flags() {
+        let c = Args::parse_from(normalize_args(args("--backend b.so -np 2")))
+            .into_config()
+            .unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.tls_handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, 256);
+        assert_eq!(c.stall_grace, Duration::from_secs(10));
+        assert_eq!(c.max_written_off, 8);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert!(c.allowed_hosts.is_empty() && c.cors_origins.is_empty() && c.api_keys.is_empty());
+        let line = "--backend b.so --header-read-timeout 1.5 --idle-timeout 2 --max-connections 3 \
+                    --allowed-host TTS.example --allowed-host * --cors-origin https://App.example/ \
+                    --stall-grace 0.5 --max-written-off 0 --shutdown-grace 1 --api-key  k1 ";
+        let c = Args::parse_from(normalize_args(args(line)))
+            .into_config()
+            .unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(c.idle_timeout, Duration::from_secs(2));
+        assert_eq!(c.max_connections, 3);
+        assert_eq!(c.allowed_hosts, ["tts.example", "*"]);
+        assert_eq!(c.cors_origins, ["https://app.example"]);
+        assert_eq!(c.stall_grace, Duration::from_millis(500));
+        assert_eq!(c.max_written_off, 0);
+        assert!(c.api_keys.accepts(Some("Bearer k1")));
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_and_an_empty_keys_file_is_refused() {
+        let a = Args::parse_from(normalize_args(args("--backend b.so --api-key hunter2")));
+        assert!(!format!("{a:?}").contains("hunter2"));
+        let c = a.into_config().unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let dir = std::env::temp_dir().join(format!("tts-host-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("empty-keys");
+        std::fs::write(&file, "# nothing\n").unwrap();
+        let e = Args::parse_from(normalize_args(args(&format!(
+            "--backend b.so --api-keys-file {}",
+            file.display()
+        ))))
+        .into_config()
+        .unwrap_err();
+        assert!(e.to_string().contains("no key"), "{e}");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tts_backend_api::BackendConfig;
 
 use crate::audio::AudioFormat;
+use crate::auth::ApiKeys;
 
 /// Everything `run` needs. Built by the CLI, or by tests directly.
 #[derive(Debug, Clone)]
@@ -33,8 +34,29 @@ pub struct Config {
     pub default_format: AudioFormat,
     /// TLS certificate chain and private key (PEM), if HTTPS is wanted.
     pub tls: Option<TlsFiles>,
-    /// Accepted API keys; empty means no authentication.
-    pub api_keys: Vec<String>,
+    /// Accepted API keys; empty means no authentication. `Debug` shows only their number.
+    pub api_keys: ApiKeys,
+    /// Time a client has to send a complete request head (and, before its first request, to
+    /// start one).
+    pub header_read_timeout: Duration,
+    /// Time a client has to finish the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Time a client has to send the whole speech request body (then 408).
+    pub body_read_timeout: Duration,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections beyond this are refused at once (503), never queued.
+    pub max_connections: usize,
+    /// `Host` names served besides loopback ones when bound to a loopback address; `*` = any.
+    pub allowed_hosts: Vec<String>,
+    /// Origins allowed cross-origin access (CORS); empty = CORS off; `*` = any origin.
+    pub cors_origins: Vec<String>,
+    /// How far past its deadline a job may run before its instance is written off.
+    pub stall_grace: Duration,
+    /// Written-off instances that are replaced; past this the server is degraded.
+    pub max_written_off: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_grace: Duration,
 }
 
 /// PEM files for HTTPS.
@@ -64,7 +86,17 @@ impl Config {
             max_body_bytes: 1 << 20,
             default_format: AudioFormat::Wav,
             tls: None,
-            api_keys: Vec::new(),
+            api_keys: ApiKeys::default(),
+            header_read_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            stall_grace: Duration::from_secs(10),
+            max_written_off: 4,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -6,10 +6,13 @@
 #![deny(unsafe_code)]
 
 pub mod audio;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod http;
 pub mod pool;
+pub mod sanitize;
 pub mod tls;
 
 use std::future::Future;
@@ -17,14 +20,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tts_backend_api::load::Plugin;
 
 pub use config::Config;
-use pool::{BackendFactory, Pool};
+use pool::{BackendFactory, Pool, PoolOptions};
+
+/// How long [`Server::serve`] waits for the worker threads after the connections are closed.
+pub const POOL_JOIN_BOUND: Duration = Duration::from_secs(5);
 
 /// Why the server could not start (printed before exiting non-zero).
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +99,12 @@ pub async fn bind_with(config: Config, factory: Arc<dyn BackendFactory>) -> Resu
         addr: config.addr,
         source,
     })?;
-    let (pool, ready) = Pool::start(
-        factory,
-        &config.backend_config,
-        config.n_parallelism,
-        config.queue_size,
-    );
+    let options = PoolOptions {
+        stall_grace: config.stall_grace,
+        max_written_off: config.max_written_off,
+        ..PoolOptions::new(config.n_parallelism, config.queue_size)
+    };
+    let (pool, ready) = Pool::start(factory, &config.backend_config, options);
     let state = http::AppState::new(pool, Arc::new(config));
     Ok(Server {
         addr,
@@ -110,6 +117,11 @@ pub async fn bind_with(config: Config, factory: Arc<dyn BackendFactory>) -> Resu
 
 impl Server {
     /// Serves until `shutdown` resolves, or until a backend instance fails to start (an error).
+    ///
+    /// On `shutdown`: stop accepting, let in-flight requests finish for up to
+    /// `--shutdown-grace`, close the connections still open (their jobs are cancelled), stop the
+    /// pool and wait up to [`POOL_JOIN_BOUND`] for its worker threads (written-off threads are not
+    /// waited for).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
         let Server {
             addr,
@@ -120,15 +132,28 @@ impl Server {
         } = self;
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{addr} (backends loading)");
+        if !http::filters::host_guard_active(&state.config) {
+            tracing::warn!("the Host check is off (not bound to loopback, or --allowed-host '*'): DNS rebinding is not guarded against");
+        }
+        let config = Arc::clone(&state.config);
         let routes = http::routes(Arc::clone(&state));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(config.max_connections));
+        let lingering = Arc::new(Semaphore::new(64));
+        let refused: &'static [u8] = Box::leak(
+            http::error::ApiError::too_many_connections()
+                .to_raw_http1()
+                .into_boxed_slice(),
+        );
+        let mut conns = JoinSet::new();
+        let mut refusals: u64 = 0;
         let mut shutdown = std::pin::pin!(shutdown);
         let mut ready = std::pin::pin!(ready);
         let mut waiting_for_ready = true;
         loop {
             tokio::select! {
                 () = &mut shutdown => {
-                    tracing::info!("shutting down: no new connections, finishing open ones");
+                    tracing::info!(open = conns.len(), "shutting down: no new connections, finishing open requests");
                     break;
                 }
                 r = &mut ready, if waiting_for_ready => {
@@ -139,6 +164,7 @@ impl Server {
                         Err(_) => return Err(StartError::Backend(tts_backend_api::BackendError::internal("start-up was interrupted"))),
                     }
                 }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = listener.accept() => {
                     let (tcp, peer) = match accepted {
                         Ok(pair) => pair,
@@ -148,34 +174,99 @@ impl Server {
                             continue;
                         }
                     };
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        refusals += 1;
+                        // Logged once per 100, so a flood of connections cannot flood the log.
+                        if refusals % 100 == 1 {
+                            tracing::warn!(%peer, max = config.max_connections, refused_so_far = refusals, "connection refused: --max-connections reached");
+                        }
+                        conn::refuse(tcp, acceptor.is_none().then_some(refused), &lingering);
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
-                    let service = TowerToHyperService::new(warp::service(routes.clone()));
+                    let service = warp::service(routes.clone());
                     let acceptor = acceptor.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let builder = ConnBuilder::new(TokioExecutor::new());
+                    let config = Arc::clone(&config);
+                    conns.spawn(async move {
+                        let _slot = slot;
+                        let activity = conn::Activity::new();
+                        let io = conn::Watched::new(tcp, &activity);
+                        let dog = conn::watchdog(Arc::clone(&activity), config.header_read_timeout, config.idle_timeout);
+                        let mut builder = ConnBuilder::new(TokioExecutor::new());
+                        builder
+                            .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(config.header_read_timeout);
+                        let service = conn::Tracked::new(service, &activity);
                         let result = match acceptor {
-                            None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned()).await,
-                            Some(acceptor) => match acceptor.accept(tcp).await {
-                                Ok(tls) => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned()).await,
-                                Err(e) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
+                            None => {
+                                let served = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+                                tokio::select! {
+                                    r = served => r,
+                                    why = dog => {
+                                        tracing::debug!(%peer, ?why, "connection closed by the server");
+                                        return;
+                                    }
                                 }
-                            },
+                            }
+                            Some(acceptor) => {
+                                let tls = match tokio::time::timeout(config.tls_handshake_timeout, acceptor.accept(io)).await {
+                                    Ok(Ok(tls)) => tls,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let served = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned());
+                                tokio::select! {
+                                    r = served => r,
+                                    why = dog => {
+                                        tracing::debug!(%peer, ?why, "connection closed by the server");
+                                        return;
+                                    }
+                                }
+                            }
                         };
                         if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            tracing::debug!(%peer, error = %sanitize::log_text(&e.to_string()), "connection ended with an error");
                         }
                     });
                 }
             }
         }
-        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        drop(listener);
+        let grace = config.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(
+                open = conns.len(),
+                "requests still running after the shutdown grace ({} s); closing them",
+                grace.as_secs_f64()
+            );
+        }
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+        let pool = Arc::clone(&state.pool);
+        let report = tokio::task::spawn_blocking(move || pool.shutdown(POOL_JOIN_BOUND))
             .await
-            .is_err()
-        {
-            tracing::warn!("some connections were still open after 10 s; closing them");
+            .ok();
+        match report {
+            Some(r) if r.abandoned == 0 => tracing::info!(
+                joined = r.joined,
+                written_off = r.written_off,
+                "backend instances stopped"
+            ),
+            Some(r) => tracing::warn!(
+                joined = r.joined,
+                abandoned = r.abandoned,
+                written_off = r.written_off,
+                "some backend instances did not stop in time; exiting anyway"
+            ),
+            None => tracing::warn!("stopping the backend instances failed"),
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! The `/v1/audio/speech` request as OpenAI's clients send it, validated field by field so that
 //! every problem names its `param`.
 
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use tts_backend_api::{BackendError, SamplingParams, SynthesisRequest, VoiceInfo};
+use tts_backend_api::{quote, BackendError, SamplingParams, SynthesisRequest, VoiceInfo};
 
 use super::error::ApiError;
 use crate::audio::AudioFormat;
@@ -75,6 +76,111 @@ pub struct Limits<'a> {
     pub sampling: SamplingParams,
     /// `--espeak-voice-id`.
     pub language: Option<&'a str>,
+}
+
+/// Longest `language` / `lang_code` the host passes on.
+pub const MAX_LANGUAGE_CHARS: usize = 64;
+
+/// A JSON value parsed with duplicate object keys refused (at any depth), so the server and any
+/// proxy or log reader in front of it cannot disagree about which value counted.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(A::Error::custom(format!("duplicate key {}", quote(&key))));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Parses a request body: JSON (UTF-8, nesting at most serde_json's 128 levels), no duplicate
+/// keys, nothing after the value.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let Strict(value) = Strict::deserialize(&mut de).map_err(ApiError::malformed_json)?;
+    de.end().map_err(ApiError::malformed_json)?;
+    Ok(value)
+}
+
+/// The host's check of `language` / `lang_code`: at most [`MAX_LANGUAGE_CHARS`] characters of
+/// `[A-Za-z0-9_+/.-]`. Whether the backend knows the language is the backend's check.
+fn check_language(field: &'static str, value: &str) -> Result<(), ApiError> {
+    let ok = value.chars().count() <= MAX_LANGUAGE_CHARS
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '/' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            Some(field),
+            "unsupported_language",
+            format!(
+                "'{field}' must be at most {MAX_LANGUAGE_CHARS} characters of letters, digits and _+/.-, got {}",
+                quote(value)
+            ),
+        ))
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -183,7 +289,8 @@ pub fn parse_speech(body: &Value, limits: &Limits<'_>) -> Result<SpeechRequest, 
                 Some("model"),
                 "model_not_found",
                 format!(
-                    "unknown model '{model}'; this server offers: {}",
+                    "unknown model {}; this server offers: {}",
+                    quote(model),
                     limits.models.join(", ")
                 ),
             ));
@@ -235,7 +342,10 @@ pub fn parse_speech(body: &Value, limits: &Limits<'_>) -> Result<SpeechRequest, 
                 ApiError::invalid(
                     Some("response_format"),
                     "invalid_value",
-                    format!("unknown response_format '{s}'; use one of wav, mp3, opus, flac, aiff, pcm"),
+                    format!(
+                        "unknown response_format {}; use one of wav, mp3, opus, flac, aiff, pcm",
+                        quote(s)
+                    ),
                 )
             })?;
             if !f.is_supported() {
@@ -265,7 +375,7 @@ pub fn parse_speech(body: &Value, limits: &Limits<'_>) -> Result<SpeechRequest, 
             return Err(ApiError::invalid(
                 Some("stream_format"),
                 "invalid_value",
-                format!("'stream_format' must be 'audio' or 'sse', got '{other}'"),
+                format!("'stream_format' must be 'audio' or 'sse', got {}", quote(other)),
             ))
         }
     };
@@ -326,9 +436,15 @@ pub fn parse_speech(body: &Value, limits: &Limits<'_>) -> Result<SpeechRequest, 
             ))
         }
     };
-    let language = match (string(obj, "language")?, string(obj, "lang_code")?) {
-        (Some(l), _) | (None, Some(l)) if !l.trim().is_empty() => Some(l.trim().to_string()),
-        _ => limits.language.map(str::to_string),
+    let given = |field: &'static str| -> Result<Option<&str>, ApiError> {
+        match string(obj, field)?.map(str::trim).filter(|l| !l.is_empty()) {
+            Some(l) => check_language(field, l).map(|()| Some(l)),
+            None => Ok(None),
+        }
+    };
+    let language = match (given("language")?, given("lang_code")?) {
+        (Some(l), _) | (None, Some(l)) => Some(l.to_string()),
+        (None, None) => limits.language.map(str::to_string),
     };
 
     let extra: Map<String, Value> = obj
@@ -469,6 +585,76 @@ mod tests {
     fn unknown_voice_lists_the_voices() {
         let e = check(json!({"input": "hi", "voice": "zz"})).unwrap_err();
         assert_eq!(e.message, "unknown voice 'zz'; available voices: a, b");
+    }
+
+    #[test]
+    fn language_fields_are_prechecked() {
+        let ok = check(json!({"input": "hi", "language": "en-us"})).unwrap();
+        assert_eq!(ok.synthesis.language.as_deref(), Some("en-us"));
+        for field in ["language", "lang_code"] {
+            for bad in [
+                "en us",
+                "en\nus",
+                "x".repeat(65).as_str(),
+                "ja;rm",
+                "é",
+                "\u{1b}[31m",
+            ] {
+                let e = check(json!({"input": "hi", field: bad})).unwrap_err();
+                assert_eq!(e.status.as_u16(), 400);
+                assert_eq!(e.param, Some(field), "{bad:?}");
+                assert_eq!(e.code, Some("unsupported_language"), "{bad:?}");
+                assert!(!e.message.chars().any(char::is_control), "{}", e.message);
+            }
+        }
+        assert!(check(json!({"input": "hi", "lang_code": "x".repeat(64)})).is_ok());
+        assert!(check(json!({"input": "hi", "lang_code": "zh/cmn+a_b.c"})).is_ok());
+    }
+
+    #[test]
+    fn client_strings_in_messages_are_quoted() {
+        for (body, param) in [
+            (json!({"input": "hi", "model": "m\n\u{1b}[2J"}), "model"),
+            (
+                json!({"input": "hi", "response_format": "w\r\nav"}),
+                "response_format",
+            ),
+            (
+                json!({"input": "hi", "stream_format": "s\u{7}se"}),
+                "stream_format",
+            ),
+            (json!({"input": "hi", "voice": "v\noice"}), "voice"),
+        ] {
+            let e = check(body).unwrap_err();
+            assert_eq!(e.param, Some(param));
+            assert!(!e.message.chars().any(char::is_control), "{}", e.message);
+        }
+        let e = check(json!({"input": "hi", "model": "y".repeat(10_000)})).unwrap_err();
+        assert!(e.message.len() < 500, "{}", e.message.len());
+    }
+
+    #[test]
+    fn strict_json() {
+        assert_eq!(
+            parse_json(br#"{"a": [1, 2.5, "x", null, true]}"#).unwrap(),
+            json!({"a": [1, 2.5, "x", null, true]})
+        );
+        for bad in [
+            &br#"{"input": "a", "input": "b"}"#[..],
+            br#"{"x": {"k": 1, "k": 2}}"#,
+            b"{\"input\": \"\xff\xfe\"}",
+            br#"{"input": "a"} trailing"#,
+            b"",
+        ] {
+            let e = parse_json(bad).unwrap_err();
+            assert_eq!(e.code, Some("invalid_json"), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let e = parse_json(br#"{"input": "a", "input": "b"}"#).unwrap_err();
+        assert!(e.message.contains("duplicate key 'input'"), "{}", e.message);
+        // Deep nesting is refused by the parser's depth limit, not by a stack overflow.
+        let deep = "[".repeat(100_000);
+        let e = parse_json(deep.as_bytes()).unwrap_err();
+        assert!(e.message.contains("recursion limit"), "{}", e.message);
     }
 
     #[test]

@@ -7,8 +7,10 @@ use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::error::ApiError;
 use super::openai::StreamFormat;
 use crate::pool::{CancelOnDrop, Event, JobError};
+use crate::sanitize::log_text;
 
 /// The state behind one streaming body. Dropping it (the client went away) cancels the work.
 #[derive(Debug)]
@@ -90,15 +92,18 @@ impl Body {
                         "the request ran past the server's timeout".to_string()
                     }
                     Some(Event::Failed(JobError::Encode(m))) => format!("encoding failed mid-stream: {m}"),
+                    Some(Event::Failed(JobError::Host(m))) => format!("the server failed mid-stream: {m}"),
                     _ => "the backend worker stopped mid-stream".to_string(),
                 };
-                self.span.in_scope(|| tracing::warn!(%message, "stream aborted"));
+                self.span
+                    .in_scope(|| tracing::warn!(message = %log_text(&message), "stream aborted"));
                 match format {
-                    // SSE can say what happened in-band, then end cleanly.
-                    StreamFormat::Sse => Some(Ok(sse(&json!({
-                        "type": "error",
-                        "error": {"message": message, "type": "server_error", "param": null, "code": "stream_failed"}
-                    })))),
+                    // SSE can say what happened in-band, then end cleanly: the same envelope as
+                    // every other error, in an event of type `error`.
+                    StreamFormat::Sse => {
+                        let envelope = ApiError::stream_failed(message).body();
+                        Some(Ok(sse(&json!({"type": "error", "error": envelope["error"]}))))
+                    }
                     StreamFormat::Audio => {
                         // Give the connection a moment to flush what was already produced (at
                         // least the status line and the first chunk), so the client sees a 200
