@@ -96,6 +96,7 @@ pub fn strip_ansi(s: &str) -> String {
 pub struct Launch {
     plugin: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     tls_root: Option<Vec<u8>>,
 }
 
@@ -124,8 +125,15 @@ impl Launch {
         Self {
             plugin: path,
             args: Vec::new(),
+            envs: Vec::new(),
             tls_root: None,
         }
+    }
+
+    /// Sets an environment variable for the server (after the harness's own, so it wins).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// Adds command-line arguments.
@@ -151,7 +159,7 @@ impl Launch {
         self
     }
 
-    fn spawn(&self) -> (Child, Arc<Mutex<String>>, std::sync::mpsc::Receiver<SocketAddr>) {
+    fn spawn(&self) -> (Child, Logs, std::sync::mpsc::Receiver<SocketAddr>) {
         let mut child = Command::new(host_binary())
             .arg("--backend")
             .arg(&self.plugin)
@@ -160,6 +168,7 @@ impl Launch {
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .env_remove("TTS_API_KEY")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -167,13 +176,22 @@ impl Launch {
             .expect("cannot start tts-host");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = Arc::clone(&log);
+        let raw_sink = Arc::clone(&raw);
         std::thread::spawn(move || {
             let mut sent = false;
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
+            let mut reader = BufReader::new(stderr);
+            loop {
+                let mut bytes = Vec::new();
+                match reader.read_until(b'\n', &mut bytes) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                raw_sink.lock().expect("raw log lock").extend_from_slice(&bytes);
+                let text = String::from_utf8_lossy(&bytes);
+                let line = strip_ansi(text.trim_end_matches(['\n', '\r']));
                 if !sent {
                     if let Some(addr) = listening_addr(&line) {
                         let _ = tx.send(addr);
@@ -185,7 +203,7 @@ impl Launch {
                 log.push('\n');
             }
         });
-        (child, log, rx)
+        (child, (log, raw), rx)
     }
 
     /// Starts the server and waits until `/health` answers 200.
@@ -200,14 +218,14 @@ impl Launch {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
                     "tts-host exited ({status}) before listening; stderr:\n{}",
-                    log.lock().expect("log lock")
+                    log.0.lock().expect("log lock")
                 );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!(
                     "tts-host did not log 'listening on' within 30 s; stderr:\n{}",
-                    log.lock().expect("log lock")
+                    log.0.lock().expect("log lock")
                 );
             }
         };
@@ -215,7 +233,8 @@ impl Launch {
         let mut server = Server {
             child,
             addr,
-            log,
+            log: log.0,
+            raw_log: log.1,
             tls,
             loading_seen: None,
         };
@@ -257,17 +276,20 @@ impl Launch {
                 let _ = child.wait();
                 panic!(
                     "tts-host was expected to exit but still runs after {timeout:?}; stderr:\n{}",
-                    log.lock().expect("log lock")
+                    log.0.lock().expect("log lock")
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         // The reader thread finishes at EOF; give it a moment to store the last lines.
         std::thread::sleep(Duration::from_millis(200));
-        let stderr = log.lock().expect("log lock").clone();
+        let stderr = log.0.lock().expect("log lock").clone();
         Exit { status, stderr }
     }
 }
+
+/// The server's stderr: lines without colour codes, and the raw bytes.
+type Logs = (Arc<Mutex<String>>, Arc<Mutex<Vec<u8>>>);
 
 /// Parses `listening on http://127.0.0.1:PORT` (or https) from a log line.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
@@ -289,6 +311,7 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    raw_log: Arc<Mutex<Vec<u8>>>,
     tls: Option<Arc<rustls::ClientConfig>>,
     /// The first 503 `/health` answer seen while starting, if the backends were slow enough.
     pub loading_seen: Option<Response>,
@@ -307,9 +330,52 @@ impl Server {
         self.child.id()
     }
 
-    /// Everything the server wrote to stderr so far.
+    /// Everything the server wrote to stderr so far (colour codes removed).
     pub fn stderr(&self) -> String {
         self.log.lock().expect("log lock").clone()
+    }
+
+    /// Everything the server wrote to stderr so far, byte for byte.
+    pub fn raw_stderr(&self) -> Vec<u8> {
+        self.raw_log.lock().expect("raw log lock").clone()
+    }
+
+    /// A plain TCP connection to the server, with a 10 s read timeout.
+    pub fn connect(&self) -> std::net::TcpStream {
+        let tcp = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.addr));
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set a read timeout");
+        tcp.set_nodelay(true).expect("set nodelay");
+        tcp
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM (through `kill`, so the harness needs no unsafe code).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Opens a request and reads the status line and headers; the body is left to read.
