@@ -26,11 +26,15 @@ pub enum ErrorKind {
     Panicked,
     /// The backend's configuration is wrong or incomplete (construction only).
     InvalidConfig,
+    /// The request's `language` (or `lang_code`) is not one the backend accepts. HTTP 400,
+    /// `param: "language"`. Added in ABI 0.1 without a layout change; an older host sees it as
+    /// [`ErrorKind::Internal`].
+    UnsupportedLanguage,
 }
 
 impl ErrorKind {
     /// Every kind this version knows.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::InvalidInput,
         ErrorKind::UnknownVoice,
         ErrorKind::TooLong,
@@ -39,6 +43,7 @@ impl ErrorKind {
         ErrorKind::Internal,
         ErrorKind::Panicked,
         ErrorKind::InvalidConfig,
+        ErrorKind::UnsupportedLanguage,
     ];
 
     /// The stable code that crosses the ABI. Codes are never reused.
@@ -52,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Internal => 6,
             ErrorKind::Panicked => 7,
             ErrorKind::InvalidConfig => 8,
+            ErrorKind::UnsupportedLanguage => 9,
         }
     }
 
@@ -74,6 +80,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::Panicked => "panicked",
             ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::UnsupportedLanguage => "unsupported_language",
         }
     }
 }
@@ -116,7 +123,11 @@ impl BackendError {
         let list: Vec<&str> = available.into_iter().collect();
         Self::new(
             ErrorKind::UnknownVoice,
-            format!("unknown voice '{voice}'; available voices: {}", list.join(", ")),
+            format!(
+                "unknown voice {}; available voices: {}",
+                quote(voice),
+                list.join(", ")
+            ),
         )
     }
 
@@ -135,10 +146,41 @@ impl BackendError {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// [`ErrorKind::UnsupportedLanguage`].
+    pub fn unsupported_language(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UnsupportedLanguage, message)
+    }
+
     /// [`ErrorKind::InvalidConfig`].
     pub fn invalid_config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)
     }
+}
+
+/// Longest part of a client-supplied string that [`quote`] keeps, in characters.
+pub const QUOTE_MAX_CHARS: usize = 200;
+
+/// A client-supplied string made safe to put into an error message or a log line: cut to
+/// [`QUOTE_MAX_CHARS`] characters (an ellipsis and the full length mark a cut), control
+/// characters, quotes and backslashes escaped as in Rust's `escape_debug`, inside single quotes.
+/// A newline in a request field can therefore never start a new log line.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(QUOTE_MAX_CHARS * 2) + 2);
+    out.push('\'');
+    for (kept, c) in s.chars().enumerate() {
+        if kept == QUOTE_MAX_CHARS {
+            let total = s.chars().count();
+            out.push_str(&format!("…' ({total} characters)"));
+            return out;
+        }
+        match c {
+            '\'' => out.push_str("\\'"),
+            '"' => out.push('"'),
+            c => out.extend(c.escape_debug()),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
@@ -165,5 +207,17 @@ mod tests {
         let e = BackendError::unknown_voice("x", ["a", "b"]);
         assert_eq!(e.kind, ErrorKind::UnknownVoice);
         assert_eq!(e.message, "unknown voice 'x'; available voices: a, b");
+    }
+
+    #[test]
+    fn quote_bounds_and_escapes() {
+        assert_eq!(quote("en-us"), "'en-us'");
+        assert_eq!(quote("a\nb\u{1b}[31m'"), "'a\\nb\\u{1b}[31m\\''");
+        assert_eq!(quote("say \"hi\""), "'say \"hi\"'");
+        let long = "x".repeat(500);
+        let q = quote(&long);
+        assert!(q.starts_with(&format!("'{}…'", "x".repeat(200))), "{q}");
+        assert!(q.ends_with("(500 characters)"), "{q}");
+        assert!(!quote("a\r\nINFO forged").contains('\n'));
     }
 }

@@ -140,7 +140,7 @@ pub mod load;
 pub mod testkit;
 
 pub use backend::{AudioSink, Backend, Flow, VecSink};
-pub use error::{BackendError, ErrorKind};
+pub use error::{quote, BackendError, ErrorKind, QUOTE_MAX_CHARS};
 pub use types::{BackendConfig, BackendInfo, Gender, SamplingParams, SynthesisRequest, VoiceInfo};
 
 /// What `export_backend!` expands to; not part of the public API.
