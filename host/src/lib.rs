@@ -10,6 +10,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod pool;
 pub mod sanitize;
