@@ -13,6 +13,8 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod hparams;
 pub mod inspect;
