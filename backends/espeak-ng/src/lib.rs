@@ -21,6 +21,8 @@
 //! against Debian 12's `libespeak-ng1` 1.51 (`docs/phonemizer.md` §2–3).
 #![allow(unsafe_code)]
 
+pub mod worker;
+
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::marker::PhantomData;
@@ -82,6 +84,18 @@ pub enum EspeakError {
     /// Phonemes were requested before any voice was selected.
     #[error("no espeak-ng voice selected")]
     NoVoice,
+    /// The worker process ([`worker`]) cannot be started or did not start properly.
+    #[error("the espeak-ng worker {} is unavailable: {detail}", executable.display())]
+    WorkerUnavailable { executable: PathBuf, detail: String },
+    /// The worker process died during the call (espeak-ng crashed on this text).
+    #[error("espeak-ng crashed on this text ({detail}); the phonemizer was restarted")]
+    WorkerCrashed { detail: String },
+    /// The worker process overran the time limit of one call and was killed.
+    #[error("espeak-ng did not finish within {millis} ms on this text; the phonemizer was restarted")]
+    WorkerTimeout { millis: u64 },
+    /// The worker sent something that is not a valid frame.
+    #[error("the espeak-ng worker broke the protocol: {detail}")]
+    WorkerProtocol { detail: String },
 }
 
 fn describe_status(code: i32) -> &'static str {
@@ -329,6 +343,40 @@ impl Phonemizer {
         Ok(clauses)
     }
 
+    /// Every voice espeak-ng lists (`espeak_ListVoices(NULL)`), in its order: the voice files
+    /// under `espeak-ng-data/voices` (MBROLA voices included; variants are not voices).
+    ///
+    /// # C equivalent
+    ///
+    /// `espeak_ListVoices(NULL)`.
+    pub fn list_voices(&mut self) -> Vec<VoiceEntry> {
+        // SAFETY: espeak is initialised and we hold the process lock. With a NULL spec espeak
+        // returns its static, NULL-terminated array of voice pointers, valid until the next
+        // espeak_ListVoices call, which cannot happen before the copies below finish.
+        let list = unsafe { sys::espeak_ListVoices(std::ptr::null_mut()) };
+        let mut voices = Vec::new();
+        if list.is_null() {
+            return voices;
+        }
+        for i in 0.. {
+            // SAFETY: `list` is NULL-terminated; `i` never passes the terminator (loop ends there).
+            let voice = unsafe { *list.add(i) };
+            if voice.is_null() {
+                break;
+            }
+            // SAFETY: a non-NULL entry points to a live espeak_VOICE in espeak's voice table.
+            let v = unsafe { &*voice };
+            voices.push(VoiceEntry {
+                identifier: c_str_lossy(v.identifier),
+                name: c_str_lossy(v.name),
+                // SAFETY: `languages` is NULL or espeak's (priority byte, NUL-terminated name)*
+                // list ended by an extra zero byte, as speak_lib.h documents.
+                languages: unsafe { languages_of(v.languages) },
+            });
+        }
+        voices
+    }
+
     /// [`Phonemizer::set_voice`] then [`Phonemizer::text_to_phonemes`], under the one guard.
     ///
     /// # Errors
@@ -343,6 +391,54 @@ impl Phonemizer {
         self.set_voice(voice)?;
         self.text_to_phonemes(text, mode)
     }
+}
+
+/// One voice as `espeak_ListVoices` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceEntry {
+    /// The voice file's path under `espeak-ng-data/voices` (`gmw/en-US`), what
+    /// `espeak_SetVoiceByName` accepts.
+    pub identifier: String,
+    /// The voice's given name (`English_(America)`).
+    pub name: String,
+    /// The languages it speaks, best first (`en-us`, `en`).
+    pub languages: Vec<String>,
+}
+
+impl VoiceEntry {
+    /// Whether the voice needs the MBROLA synthesiser (`mb/…`), which phonemization cannot use.
+    pub fn is_mbrola(&self) -> bool {
+        self.identifier.starts_with("mb/") || self.identifier.starts_with("mb-")
+    }
+}
+
+/// Reads an `espeak_VOICE::languages` list.
+///
+/// # Safety
+///
+/// `p` is NULL or points to a sequence of (priority byte, NUL-terminated string) pairs ended by a
+/// zero priority byte.
+unsafe fn languages_of(p: *const c_char) -> Vec<String> {
+    let mut out = Vec::new();
+    if p.is_null() {
+        return out;
+    }
+    let mut cursor = p;
+    // Bounded: espeak's voices have a handful of languages each.
+    for _ in 0..64 {
+        // SAFETY: the caller guarantees the layout; `cursor` is at a priority byte.
+        let priority = unsafe { *cursor };
+        if priority == 0 {
+            break;
+        }
+        // SAFETY: a language name follows the priority byte, NUL-terminated.
+        let name = unsafe { CStr::from_ptr(cursor.add(1)) };
+        let len = name.to_bytes().len();
+        out.push(name.to_string_lossy().into_owned());
+        // SAFETY: skip the priority byte, the name and its NUL: the next pair or the terminator.
+        cursor = unsafe { cursor.add(len + 2) };
+    }
+    out
 }
 
 /// Copies the buffer `espeak_TextToPhonemes` returned; espeak overwrites it on the next call.

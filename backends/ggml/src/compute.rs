@@ -269,6 +269,26 @@ fn check_leafs(graph: &Graph<'_>, device: Option<&ComputeDevice>) -> Result<()> 
 }
 
 #[derive(Clone, Copy)]
+/// What the abort trampoline gets: the check and the only thread allowed to run it.
+struct AbortCheck<'a> {
+    thread: std::thread::ThreadId,
+    check: &'a dyn Fn() -> bool,
+}
+
+/// ggml's abort callback: runs the check on its own thread, "abort" if it panics.
+unsafe extern "C" fn abort_trampoline(data: *mut std::ffi::c_void) -> bool {
+    if data.is_null() {
+        return false;
+    }
+    // SAFETY: `data` is the `AbortCheck` that `compute_checked` installed and keeps alive until
+    // it removes the callback after the computation.
+    let check = unsafe { &*data.cast::<AbortCheck<'_>>() };
+    if std::thread::current().id() != check.thread {
+        return false;
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.check)())).unwrap_or(true)
+}
+
 enum Engine<'g> {
     Device(&'g ComputeDevice),
     Sched(NonNull<sys::ggml_backend_sched>),
@@ -405,6 +425,24 @@ impl<'g, 'ctx> ComputeRun<'g, 'ctx> {
     /// # C equivalent
     /// `ggml_backend_graph_compute` (or `ggml_backend_sched_graph_compute`)
     pub fn compute(&mut self) -> Result<()> {
+        self.compute_checked(None)
+    }
+
+    /// [`ComputeRun::compute`] that stops early when `abort` returns true: ggml's CPU backend asks
+    /// it between graph nodes (`ggml_backend_cpu_set_abort_callback`), so a computation ends
+    /// within one node's time of the check turning true. Returns [`GgmlError::Aborted`] then.
+    ///
+    /// `abort` is only called on the calling thread (ggml asks from its thread 0, which is the
+    /// caller); a call from any other thread is answered "go on" without running it. A panic in
+    /// `abort` counts as "abort".
+    ///
+    /// # C equivalent
+    /// `ggml_backend_cpu_set_abort_callback` around `ggml_backend_graph_compute`
+    pub fn compute_until(&mut self, abort: &dyn Fn() -> bool) -> Result<()> {
+        self.compute_checked(Some(abort))
+    }
+
+    fn compute_checked(&mut self, abort: Option<&dyn Fn() -> bool>) -> Result<()> {
         let ctx = self.graph.context();
         {
             let st = ctx.state.borrow();
@@ -423,6 +461,25 @@ impl<'g, 'ctx> ComputeRun<'g, 'ctx> {
             }
         }
         ctx.take_panics();
+        let check = abort.map(|check| AbortCheck {
+            thread: std::thread::current().id(),
+            check,
+        });
+        let cpus = self.cpu_backends();
+        if let Some(check) = &check {
+            for &cpu in &cpus {
+                // SAFETY: `cpu` is a live CPU backend of this run's engine. The data pointer is
+                // `check`, which outlives the computation below; the callback is removed again
+                // before this function returns, so ggml never sees a dangling pointer.
+                unsafe {
+                    sys::ggml_backend_cpu_set_abort_callback(
+                        cpu,
+                        Some(abort_trampoline),
+                        std::ptr::from_ref(check).cast_mut().cast(),
+                    );
+                }
+            }
+        }
         // SAFETY: the graph is allocated by the engine this run borrows (so its memory is
         // intact), every input was set, and every op was validated when it was built.
         let status = unsafe {
@@ -431,6 +488,15 @@ impl<'g, 'ctx> ComputeRun<'g, 'ctx> {
                 Engine::Sched(s) => sys::ggml_backend_sched_graph_compute(s.as_ptr(), self.graph.raw()),
             }
         };
+        if check.is_some() {
+            for &cpu in &cpus {
+                // SAFETY: `cpu` is a live CPU backend; NULL callback and data remove the check.
+                unsafe { sys::ggml_backend_cpu_set_abort_callback(cpu, None, std::ptr::null_mut()) };
+            }
+        }
+        if status == sys::GGML_STATUS_ABORTED {
+            return Err(GgmlError::Aborted);
+        }
         if let Some((op, message)) = ctx.take_panics().into_iter().next() {
             return Err(GgmlError::CustomOpPanic { op, message });
         }
@@ -441,6 +507,30 @@ impl<'g, 'ctx> ComputeRun<'g, 'ctx> {
         }
         self.computed = true;
         Ok(())
+    }
+
+    /// The CPU backends this run computes on (the device, or the scheduler's CPU backends).
+    fn cpu_backends(&self) -> Vec<sys::ggml_backend_t> {
+        match self.engine {
+            Engine::Device(d) => {
+                if d.is_cpu() {
+                    vec![d.raw()]
+                } else {
+                    Vec::new()
+                }
+            }
+            Engine::Sched(s) => {
+                // SAFETY: a live scheduler; indices below its backend count are valid, and
+                // ggml_backend_is_cpu only reads the backend's GUID.
+                unsafe {
+                    let n = sys::ggml_backend_sched_get_n_backends(s.as_ptr());
+                    (0..n)
+                        .map(|i| sys::ggml_backend_sched_get_backend(s.as_ptr(), i))
+                        .filter(|&b| !b.is_null() && sys::ggml_backend_is_cpu(b))
+                        .collect()
+                }
+            }
+        }
     }
 
     /// Reads an F32 output (marked with [`Tensor::set_output`] before allocation, contiguous)

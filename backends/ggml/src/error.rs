@@ -117,6 +117,9 @@ pub enum GgmlError {
     /// `ggml_backend_graph_compute` returned a non-success status.
     #[error("graph compute failed: {0}")]
     Compute(String),
+    /// The computation was stopped by its abort check ([`crate::ComputeRun::compute_until`]).
+    #[error("graph compute was aborted")]
+    Aborted,
     /// A custom-op callback panicked; the panic was caught on ggml's thread.
     #[error("custom op {op:?} panicked: {message}")]
     CustomOpPanic {

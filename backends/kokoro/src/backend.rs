@@ -18,15 +18,23 @@
 //!   hardware.
 //! * `--voice`: the default voice for requests without one (checked here; it may be a blend);
 //!   otherwise the file's first voice (`jf_alpha` for `scripts/fetch-model`'s file).
-//! * `--espeak-voice-id`: the phonemizer language for every request that names none (checked
-//!   against espeak-ng here). The host also passes it as the request's language.
-//! * espeak-ng is initialised here, so a missing data directory stops start-up with its path.
+//! * `--espeak-voice-id`: the phonemizer language for every request that names none, looked up
+//!   in the closed set of [`crate::text::languages`] here (an unknown one stops start-up). The
+//!   host also passes it as the request's language.
+//! * espeak-ng is started here, so a missing data directory stops start-up with its path. It
+//!   runs in a **worker process per instance** (`tts-espeak-worker`, [`tts_espeak_ng::worker`]):
+//!   a crash or a hang inside espeak-ng on some text fails that request with a 500 and the next
+//!   request gets a fresh worker; the server process never runs espeak's code. Each instance has
+//!   its own worker, so instances phonemize in parallel. The worker is looked for beside the
+//!   host binary (and one directory up), or named with `espeak_worker` / `TTS_ESPEAK_WORKER`.
 //!
 //! Backend options (`--backend-option key=value`; unknown keys are refused):
 //!
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `espeak_data` | `$ESPEAK_DATA_PATH`, else the system's | directory containing `espeak-ng-data` |
+//! | `espeak_worker` | `tts-espeak-worker` beside the host | the worker executable; `in-process` runs espeak-ng inside the server (no isolation: for tools and debugging) |
+//! | `phonemizer_timeout_ms` | `10000` | time limit of one espeak-ng call in the worker; past it the worker is killed and the request fails |
 //! | `normalize` | `true` | `false` turns English text normalisation off for every request (a request can only turn it off: the host sends `normalize: true` when a request says nothing) |
 //! | `date_order` | `month-first` | `day-first` reads `3/4/2024` as the 3rd of April |
 //! | `voice_weight_normalization` | `true` | `false` uses blend weights as written instead of dividing by their sum ([`crate::voice`]) |
@@ -36,20 +44,27 @@
 //!
 //! 1. The voice (a name or a blend, [`crate::voice`]) and the speed (`0.25..=4.0`, OpenAI's
 //!    range) are checked before anything else.
-//! 2. Language: the request's `language`/`lang_code` (or `--espeak-voice-id`) if given: a Kokoro
-//!    letter (`a`, `j`, …), a language code (`en-us`, `ja`, …) or an espeak voice id
-//!    (`gmw/en-US`); an id no Kokoro language claims is used as the espeak voice with the voice's
-//!    language's post-processing. Otherwise the first letter of the (first) voice.
+//! 2. Language: the request's `language`/`lang_code` (or `--espeak-voice-id`) if given, looked
+//!    up in the closed set ([`crate::text::languages`]: a Kokoro letter, a language code, or an
+//!    espeak-ng voice id or language that espeak listed at start-up; anything else is
+//!    [`ErrorKind::UnsupportedLanguage`], HTTP 400 on `language`). An espeak voice no Kokoro
+//!    language claims gets the voice's language's post-processing. Otherwise the first letter of
+//!    the (first) voice.
 //! 3. English text is normalised (numbers, dates, symbols) unless switched off.
 //! 4. The text is cut into chunks of at most 510 phoneme tokens, the first one short
-//!    ([`crate::text::chunk`]); each chunk is phonemized, mapped to token ids with the file's
-//!    vocabulary, framed by the pad id, given the style row for its own token count and run
-//!    through [`KokoroRunner::synthesize`].
+//!    ([`crate::text::chunk`]); **every** chunk is phonemized (each piece bounded by
+//!    [`crate::text::sanitize`] on its way to espeak) and mapped to token ids with the file's
+//!    vocabulary before the first audio, so a failure anywhere in the text is an error response,
+//!    never a cut body. Then each chunk is framed by the pad id, given the style row for its own
+//!    token count and run through the runner. A chunk that would make more frames than one graph
+//!    may hold (slow speeds stretch durations) is halved at a word boundary instead of failing.
 //! 5. Each chunk's audio is pushed as soon as it exists. Chunks are joined by plain
 //!    concatenation, as the reference `KPipeline` does: Kokoro renders a chunk's final
 //!    punctuation as its pause and ends each utterance at rest, so nothing is inserted and no
 //!    sample is changed (the output is sample-exact: the concatenation of the runner's outputs).
-//! 6. Cancellation is checked before each chunk and after each synthesis; `Flow::Stop` ends the
+//! 6. Cancellation (the client left, or the deadline passed) is checked before each chunk and,
+//!    through ggml's abort callback, between the nodes of every graph: the computation stops
+//!    within one node (tens of milliseconds) of `is_cancelled` turning true. `Flow::Stop` ends the
 //!    request at once.
 //!
 //! Chunks without a sound (only punctuation, symbols espeak does not read) are skipped; if no
@@ -65,14 +80,17 @@ use tts_backend_api::{
     AudioSink, Backend, BackendConfig, BackendError, BackendInfo, ErrorKind, Flow, Gender, SynthesisRequest,
     VoiceInfo,
 };
-use tts_espeak_ng::{EspeakConfig, EspeakError, Phonemizer as Espeak};
+use tts_espeak_ng::worker::{locate_worker, Supervisor, WorkerSpec, WORKER_EXE};
+use tts_espeak_ng::{EspeakConfig, EspeakError, Phonemizer as Espeak, VoiceEntry};
 
 use crate::graph::{GraphError, KokoroWeights};
 use crate::model_file::KokoroModelFile;
 use crate::runner::KokoroRunner;
+use crate::runner::Trace;
 use crate::text::chunk::{ChunkOptions, Chunker, FIRST_CHUNK_TOKENS, MAX_TOKENS};
+use crate::text::languages::{EspeakLanguages, ResolvedLanguage};
 use crate::text::normalize::{normalize_english_with, DateOrder, NormalizeOptions};
-use crate::text::phonemize::{KokoroPhonemizer, Language, PhonemizeError};
+use crate::text::phonemize::{KokoroPhonemizer, Language, PhonemizeError, Phonemized};
 use crate::text::vocab::{Vocab, PAD_ID};
 use crate::voice::{self, SelectError, StylePack, Weighting};
 
@@ -83,8 +101,16 @@ pub const SAMPLE_RATE: u32 = 24_000;
 pub const SPEED_RANGE: std::ops::RangeInclusive<f32> = 0.25..=4.0;
 
 /// The backend options this backend knows, with what they take.
-const OPTIONS: [(&str, &str); 5] = [
+const OPTIONS: [(&str, &str); 7] = [
     ("espeak_data", "a directory containing espeak-ng-data"),
+    (
+        "espeak_worker",
+        "the tts-espeak-worker executable, or in-process (no isolation)",
+    ),
+    (
+        "phonemizer_timeout_ms",
+        "milliseconds one espeak-ng call may take in the worker (1..=600000)",
+    ),
     ("normalize", "true or false"),
     ("date_order", "month-first or day-first"),
     ("voice_weight_normalization", "true or false"),
@@ -98,6 +124,9 @@ const OPTIONS: [(&str, &str); 5] = [
 #[derive(Debug, Clone)]
 struct Settings {
     espeak: EspeakConfig,
+    /// Where espeak-ng runs.
+    isolation: Isolation,
+    phonemizer_timeout: std::time::Duration,
     espeak_voice_id: Option<String>,
     default_voice: String,
     normalize: bool,
@@ -106,9 +135,46 @@ struct Settings {
     chunk: ChunkOptions,
 }
 
+/// Where espeak-ng runs for this backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Isolation {
+    /// In a supervised worker process per instance (the default): this executable, or found by
+    /// [`locate_worker`] when `None`.
+    Worker(Option<PathBuf>),
+    /// In this process, behind the process-wide lock: no protection from espeak's crashes.
+    InProcess,
+}
+
+/// This instance's espeak-ng.
+#[derive(Debug)]
+enum Phonemizers {
+    /// Its own worker process; one call at a time (the host runs one request per instance).
+    Worker(Box<Mutex<Supervisor>>),
+    /// This process's espeak-ng.
+    InProcess,
+}
+
+impl Phonemizers {
+    fn phonemize(&self, phonemizer: &KokoroPhonemizer, text: &str) -> Result<Phonemized, PhonemizeError> {
+        match self {
+            Phonemizers::Worker(worker) => {
+                let mut worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
+                phonemizer.phonemize_in(&mut worker, text)
+            }
+            Phonemizers::InProcess => phonemizer.phonemize(text),
+        }
+    }
+}
+
 /// The Kokoro-82M backend; see the module docs.
 #[derive(Debug)]
 pub struct KokoroBackend {
+    /// espeak-ng, isolated or not.
+    espeak: Phonemizers,
+    /// The languages a request may name, from espeak-ng's own voice list.
+    languages: EspeakLanguages,
+    /// `--espeak-voice-id`, resolved at start-up.
+    default_language: Option<ResolvedLanguage>,
     weights: Arc<KokoroWeights>,
     /// The host runs one request per instance at a time; the lock only serialises direct callers
     /// that share an instance between threads (one compute device cannot run two graphs at once).
@@ -172,6 +238,22 @@ fn parse_options(config: &BackendConfig) -> Result<Settings, BackendError> {
     if let Some(dir) = config.option("espeak_data") {
         espeak = espeak.with_data_path(dir);
     }
+    let isolation = match config.option("espeak_worker").as_deref().map(str::trim) {
+        None | Some("") => Isolation::Worker(None),
+        Some("in-process") => Isolation::InProcess,
+        Some(path) => Isolation::Worker(Some(PathBuf::from(path))),
+    };
+    let phonemizer_timeout = match config.option("phonemizer_timeout_ms") {
+        None => std::time::Duration::from_secs(10),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms @ 1..=600_000) => std::time::Duration::from_millis(ms),
+            _ => {
+                return Err(BackendError::invalid_config(format!(
+                    "--backend-option phonemizer_timeout_ms={v}: expected a whole number of                      milliseconds in 1..=600000"
+                )))
+            }
+        },
+    };
     let normalize = match config.option("normalize") {
         Some(v) => parse_bool("normalize", &v)?,
         None => true,
@@ -199,6 +281,8 @@ fn parse_options(config: &BackendConfig) -> Result<Settings, BackendError> {
     };
     Ok(Settings {
         espeak,
+        isolation,
+        phonemizer_timeout,
         espeak_voice_id: config
             .espeak_voice_id
             .as_deref()
@@ -252,6 +336,12 @@ fn phonemize_error(e: PhonemizeError) -> BackendError {
              pt-br, cmn) or an espeak-ng voice id"
         )),
         EspeakError::InteriorNul { .. } => BackendError::invalid_input("the text contains a NUL character"),
+        e @ (EspeakError::WorkerCrashed { .. } | EspeakError::WorkerTimeout { .. }) => {
+            BackendError::internal(format!("phonemizing this text failed: {e}"))
+        }
+        e @ EspeakError::WorkerUnavailable { .. } => {
+            BackendError::unavailable(format!("the phonemizer is unavailable: {e}"))
+        }
         e @ (EspeakError::DataPathInvalid { .. }
         | EspeakError::InitFailed { .. }
         | EspeakError::DataPathMismatch { .. }
@@ -326,6 +416,7 @@ fn is_sound(c: char) -> bool {
 /// is not phonemized twice. A phonemizer error is kept (the chunker's counter cannot fail) and
 /// returned by [`Tokenizer::take`].
 struct Tokenizer<'a> {
+    espeak: &'a Phonemizers,
     phonemizer: &'a KokoroPhonemizer,
     vocab: &'a Vocab,
     cache: RefCell<HashMap<String, Rc<Tokens>>>,
@@ -337,7 +428,7 @@ impl Tokenizer<'_> {
         if let Some(tokens) = self.cache.borrow().get(text) {
             return Ok(Rc::clone(tokens));
         }
-        let phonemes = self.phonemizer.phonemize(text)?.phonemes;
+        let phonemes = self.espeak.phonemize(self.phonemizer, text)?.phonemes;
         let ids = self.vocab.encode(&phonemes).ids;
         let speakable = phonemes
             .chars()
@@ -395,21 +486,18 @@ impl KokoroBackend {
         })?;
         let accelerator = check_device(&config)?;
 
-        // espeak-ng: initialise now, so a broken installation stops start-up, and check the
-        // operator's espeak voice.
-        {
-            let mut espeak = Espeak::lock(&settings.espeak)
-                .map_err(|e| BackendError::invalid_config(format!("espeak-ng cannot be used: {e}")))?;
-            if let Some(id) = &settings.espeak_voice_id {
-                let espeak_voice: &str = match Language::parse(id) {
-                    Some(language) => language.espeak_voice(),
-                    None => id,
-                };
-                espeak
-                    .set_voice(espeak_voice)
-                    .map_err(|e| BackendError::invalid_config(format!("--espeak-voice-id {id}: {e}")))?;
-            }
-        }
+        // espeak-ng: start it now (its worker, or this process's library), so a broken
+        // installation stops start-up, and learn the voices it has: the closed set of languages.
+        let (espeak, voices) = start_espeak(&settings)?;
+        let languages = EspeakLanguages::new(&voices);
+        let default_language = match &settings.espeak_voice_id {
+            None => None,
+            Some(id) => Some(
+                languages
+                    .resolve(id)
+                    .map_err(|e| BackendError::invalid_config(format!("--espeak-voice-id: {e}")))?,
+            ),
+        };
 
         let (weights, loaded) = shared_weights(&model_path)?;
         let model = weights.file();
@@ -448,6 +536,9 @@ impl KokoroBackend {
             "kokoro backend ready"
         );
         Ok(Self {
+            espeak,
+            languages,
+            default_language,
             weights,
             runner: Mutex::new(runner),
             vocab,
@@ -476,52 +567,199 @@ impl KokoroBackend {
         &self.settings.default_voice
     }
 
-    /// The phonemizer for a request, and whether its text is English (normalised).
-    fn phonemizer(&self, request_language: Option<&str>, voice: &str) -> (KokoroPhonemizer, bool) {
+    /// The phonemizer for a request, and whether its text is English (normalised): the
+    /// request's language (checked against the closed set), else `--espeak-voice-id`, else the
+    /// voice's language.
+    fn phonemizer(
+        &self,
+        request_language: Option<&str>,
+        voice: &str,
+    ) -> Result<(KokoroPhonemizer, bool), BackendError> {
         let voice_language = Language::from_voice_name(voice);
-        let wanted = request_language
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .or(self.settings.espeak_voice_id.as_deref());
-        let (phonemizer, language) = match wanted {
-            None => (KokoroPhonemizer::new(voice_language), voice_language),
-            Some(code) => match Language::parse(code) {
-                Some(language) => (KokoroPhonemizer::new(language), language),
-                None => (
-                    KokoroPhonemizer::new(voice_language).with_espeak_voice(code),
-                    voice_language,
-                ),
-            },
+        let requested = match request_language.map(str::trim).filter(|l| !l.is_empty()) {
+            Some(code) => Some(
+                self.languages
+                    .resolve(code)
+                    .map_err(BackendError::unsupported_language)?,
+            ),
+            None => self.default_language.clone(),
         };
-        (
+        let (phonemizer, language) = match requested {
+            None => {
+                let espeak_voice = voice_language.espeak_voice();
+                if self.languages.resolve(espeak_voice).is_err() {
+                    return Err(BackendError::unsupported_language(format!(
+                        "the voice's language ({}) needs the espeak-ng voice {espeak_voice}, which \
+                         this server's espeak-ng data does not have; name another language",
+                        voice_language.code()
+                    )));
+                }
+                (KokoroPhonemizer::new(voice_language), voice_language)
+            }
+            Some(ResolvedLanguage {
+                espeak_voice,
+                language: Some(language),
+            }) => (
+                KokoroPhonemizer::new(language).with_espeak_voice(espeak_voice),
+                language,
+            ),
+            Some(ResolvedLanguage {
+                espeak_voice,
+                language: None,
+            }) => (
+                KokoroPhonemizer::new(voice_language).with_espeak_voice(espeak_voice),
+                voice_language,
+            ),
+        };
+        Ok((
             phonemizer.with_espeak_config(self.settings.espeak.clone()),
             is_english(language),
-        )
+        ))
     }
 
-    /// Runs one chunk through the graph.
-    fn run_chunk(&self, tokens: &Tokens, pack: &StylePack<'_>, speed: f32) -> Result<Vec<f32>, BackendError> {
-        if tokens.ids.len() > MAX_TOKENS {
+    /// Runs one chunk's token ids through the graph; stops within one ggml node when `abort`
+    /// turns true (then `Ok(None)`).
+    fn run_chunk(
+        &self,
+        tokens: &[u32],
+        pack: &StylePack<'_>,
+        speed: f32,
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<f32>>, BackendError> {
+        if tokens.len() > MAX_TOKENS {
             return Err(BackendError::too_long(format!(
                 "a piece of the text has {} phoneme tokens; Kokoro reads at most {MAX_TOKENS}",
-                tokens.ids.len()
+                tokens.len()
             )));
         }
         let pad = PAD_ID as i32;
-        let mut ids = Vec::with_capacity(tokens.ids.len() + 2);
+        let mut ids = Vec::with_capacity(tokens.len() + 2);
         ids.push(pad);
         // Vocabulary ids are below the vocabulary size (178), far inside i32.
-        ids.extend(tokens.ids.iter().map(|&id| id as i32));
+        ids.extend(tokens.iter().map(|&id| id as i32));
         ids.push(pad);
-        let ref_s = pack.ref_s(tokens.ids.len());
+        let ref_s = pack.ref_s(tokens.len());
         let runner = self.runner.lock().unwrap_or_else(PoisonError::into_inner);
-        let synthesis = runner.synthesize(&ids, &ref_s, speed).map_err(|e| match e {
-            GraphError::TooLong(msg) => {
-                BackendError::too_long(format!("{msg}: speak this text faster or in shorter sentences"))
+        let mut trace = Trace::default().with_abort(abort);
+        match runner.synthesize_traced(&ids, &ref_s, speed, &mut trace) {
+            Ok(synthesis) => Ok(Some(synthesis.audio)),
+            Err(GraphError::Aborted) => Ok(None),
+            Err(GraphError::TooLong(msg)) => Err(BackendError::too_long(msg)),
+            Err(other) => Err(BackendError::internal(format!(
+                "Kokoro synthesis failed: {other}"
+            ))),
+        }
+    }
+
+    /// Speaks `tokens`, halving them at a word boundary (recursively, up to [`MAX_SPLITS`]
+    /// times) when they would make more frames than one graph may hold: slow speeds stretch the
+    /// durations, so a chunk that fits at speed 1 may not fit at 0.25. Returns
+    /// [`Flow::Stop`] when the request was cancelled or the client went away.
+    fn speak(
+        &self,
+        tokens: &[u32],
+        pack: &StylePack<'_>,
+        speed: f32,
+        sink: &mut dyn AudioSink,
+        depth: usize,
+    ) -> Result<Flow, BackendError> {
+        let result = {
+            let sink_ref: &dyn AudioSink = sink;
+            let abort = || sink_ref.is_cancelled();
+            self.run_chunk(tokens, pack, speed, &abort)
+        };
+        match result {
+            Ok(None) => Ok(Flow::Stop),
+            Ok(Some(audio)) => {
+                if sink.is_cancelled() {
+                    return Ok(Flow::Stop);
+                }
+                if audio.is_empty() {
+                    return Ok(Flow::Continue);
+                }
+                Ok(sink.push(&audio))
             }
-            other => BackendError::internal(format!("Kokoro synthesis failed: {other}")),
-        })?;
-        Ok(synthesis.audio)
+            Err(e) if e.kind == ErrorKind::TooLong && depth < MAX_SPLITS && tokens.len() >= 2 => {
+                let (left, right) = split_tokens(tokens, self.vocab.id(' '));
+                tracing::debug!(
+                    tokens = tokens.len(),
+                    left = left.len(),
+                    speed,
+                    "a chunk is too long for one graph at this speed; halving it"
+                );
+                if self.speak(left, pack, speed, sink, depth + 1)? == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+                self.speak(right, pack, speed, sink, depth + 1)
+            }
+            Err(e) if e.kind == ErrorKind::TooLong => Err(BackendError::too_long(format!(
+                "{}: speak this text faster or in shorter sentences",
+                e.message
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// How many times one chunk may be halved to fit a graph.
+const MAX_SPLITS: usize = 6;
+
+/// Cuts token ids into two halves at the space token nearest the middle (the space itself is
+/// dropped: each half is its own utterance), or in the middle when there is no space.
+fn split_tokens(tokens: &[u32], space: Option<u32>) -> (&[u32], &[u32]) {
+    let mid = tokens.len() / 2;
+    let at = space.and_then(|sp| {
+        tokens
+            .iter()
+            .enumerate()
+            .filter(|&(i, &t)| t == sp && i > 0 && i + 1 < tokens.len())
+            .min_by_key(|&(i, _)| i.abs_diff(mid))
+            .map(|(i, _)| i)
+    });
+    match at {
+        Some(i) => (&tokens[..i], &tokens[i + 1..]),
+        None => tokens.split_at(mid.max(1)),
+    }
+}
+
+/// Starts this instance's espeak-ng as the settings say and reads its voice list.
+fn start_espeak(settings: &Settings) -> Result<(Phonemizers, Vec<VoiceEntry>), BackendError> {
+    match &settings.isolation {
+        Isolation::InProcess => {
+            tracing::warn!(
+                "espeak-ng runs inside the server process (espeak_worker=in-process): a crash in \
+                 espeak-ng on some text takes the whole server down"
+            );
+            let mut espeak = Espeak::lock(&settings.espeak)
+                .map_err(|e| BackendError::invalid_config(format!("espeak-ng cannot be used: {e}")))?;
+            let voices = espeak.list_voices();
+            Ok((Phonemizers::InProcess, voices))
+        }
+        Isolation::Worker(path) => {
+            let executable = match path {
+                Some(p) => p.clone(),
+                None => locate_worker().map_err(|looked| {
+                    let looked: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+                    BackendError::invalid_config(format!(
+                        "the espeak-ng worker {WORKER_EXE} was not found (looked at: {}); build it \
+                         with `cargo build -p tts-backend-kokoro --bin {WORKER_EXE}` (it belongs \
+                         beside tts-host), or name it with --backend-option espeak_worker=PATH or \
+                         TTS_ESPEAK_WORKER",
+                        if looked.is_empty() {
+                            "nowhere".to_owned()
+                        } else {
+                            looked.join(", ")
+                        }
+                    ))
+                })?,
+            };
+            let spec = WorkerSpec::new(executable, settings.espeak.clone())
+                .with_timeout(settings.phonemizer_timeout);
+            let worker = Supervisor::start(spec)
+                .map_err(|e| BackendError::invalid_config(format!("espeak-ng cannot be used: {e}")))?;
+            let voices = worker.voices().to_vec();
+            Ok((Phonemizers::Worker(Box::new(Mutex::new(worker))), voices))
+        }
     }
 }
 
@@ -563,7 +801,7 @@ impl Backend for KokoroBackend {
                 SPEED_RANGE.end()
             )));
         }
-        let (phonemizer, english) = self.phonemizer(request.language.as_deref(), blend.first_voice());
+        let (phonemizer, english) = self.phonemizer(request.language.as_deref(), blend.first_voice())?;
         let text = if english {
             normalize_english_with(
                 &request.text,
@@ -577,40 +815,42 @@ impl Backend for KokoroBackend {
             request.text.clone()
         };
 
+        // Phonemize the whole text before the first audio, so that anything in it that fails
+        // (espeak on some piece) is an error response rather than a cut body.
         let tokenizer = Tokenizer {
+            espeak: &self.espeak,
             phonemizer: &phonemizer,
             vocab: &self.vocab,
             cache: RefCell::new(HashMap::new()),
             error: RefCell::new(None),
         };
-        let chunks = Chunker::new(&text, |t: &str| tokenizer.count(t), self.settings.chunk);
-        let mut spoke = false;
-        for chunk in chunks {
+        let mut plan = Vec::new();
+        for chunk in Chunker::new(&text, |t: &str| tokenizer.count(t), self.settings.chunk) {
             if sink.is_cancelled() {
                 return Ok(());
             }
             let tokens = tokenizer.take(chunk.text).map_err(phonemize_error)?;
-            if !tokens.speakable {
-                tracing::debug!(chunk = chunk.text, "skipping a chunk with nothing to say");
-                continue;
+            if tokens.speakable {
+                plan.push(tokens);
+            } else {
+                tracing::debug!(
+                    chunk = %tts_backend_api::quote(chunk.text),
+                    "skipping a chunk with nothing to say"
+                );
             }
-            let audio = self.run_chunk(&tokens, &pack, speed)?;
+        }
+        if plan.is_empty() {
+            return Err(BackendError::invalid_input("the text has nothing to speak"));
+        }
+        for tokens in plan {
             if sink.is_cancelled() {
                 return Ok(());
             }
-            if audio.is_empty() {
-                continue;
-            }
-            spoke = true;
-            if sink.push(&audio) == Flow::Stop {
+            if self.speak(&tokens.ids, &pack, speed, sink, 0)? == Flow::Stop {
                 return Ok(());
             }
         }
-        if spoke {
-            Ok(())
-        } else {
-            Err(BackendError::invalid_input("the text has nothing to speak"))
-        }
+        Ok(())
     }
 }
 

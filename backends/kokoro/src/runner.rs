@@ -225,7 +225,16 @@ impl KokoroRunner {
                 Input::I32(t, v) => run.set_i32(t, &v)?,
             }
         }
-        run.compute()?;
+        if trace.aborted() {
+            return Err(GraphError::Aborted);
+        }
+        match trace.abort {
+            Some(abort) => run.compute_until(abort).map_err(|e| match e {
+                tts_ggml::GgmlError::Aborted => GraphError::Aborted,
+                other => other.into(),
+            })?,
+            None => run.compute()?,
+        }
         for (name, t) in traced {
             if graph.contains(t) && t.ty() == GgmlType::F32 {
                 trace.record_tensor(&name, t.ne(), run.get_f32(t)?);
@@ -675,14 +684,39 @@ pub struct TracedArray {
 }
 
 /// Which intermediates to capture during [`KokoroRunner::synthesize_traced`], and what was
-/// captured. The default captures nothing and costs nothing.
-#[derive(Debug, Default, Clone)]
-pub struct Trace {
+/// captured; also an optional abort check ([`Trace::with_abort`]). The default captures nothing
+/// and costs nothing.
+#[derive(Default, Clone)]
+pub struct Trace<'a> {
     wanted: std::collections::BTreeSet<String>,
     arrays: std::collections::BTreeMap<String, TracedArray>,
+    abort: Option<&'a dyn Fn() -> bool>,
 }
 
-impl Trace {
+impl std::fmt::Debug for Trace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("wanted", &self.wanted)
+            .field("arrays", &self.arrays.keys().collect::<Vec<_>>())
+            .field("abort", &self.abort.is_some())
+            .finish()
+    }
+}
+
+impl<'a> Trace<'a> {
+    /// Stops every graph of the synthesis within one ggml node of `abort` returning true (it is
+    /// asked between nodes, on the calling thread); the synthesis then fails with
+    /// [`GraphError::Aborted`].
+    #[must_use]
+    pub fn with_abort(mut self, abort: &'a dyn Fn() -> bool) -> Self {
+        self.abort = Some(abort);
+        self
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.is_some_and(|f| f())
+    }
+
     /// Captures `names` (each one of [`TRACE_NAMES`]); an unknown name is an error.
     pub fn new<S: AsRef<str>>(names: &[S]) -> Result<Self> {
         let mut wanted = std::collections::BTreeSet::new();
@@ -699,6 +733,7 @@ impl Trace {
         Ok(Self {
             wanted,
             arrays: Default::default(),
+            abort: None,
         })
     }
 
@@ -707,6 +742,7 @@ impl Trace {
         Self {
             wanted: TRACE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
             arrays: Default::default(),
+            abort: None,
         }
     }
 

@@ -58,8 +58,19 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use tts_backend_api::quote;
+
 use crate::model_file::{KokoroModelFile, VoiceView};
 use crate::runner::style_row;
+
+/// The most voices one blend may name (blends of a few voices are what people use; the bound
+/// keeps a request from making the server mix thousands of style tables).
+pub const MAX_BLEND_TERMS: usize = 16;
+
+/// The smallest and largest weight a term may have.
+pub const MIN_WEIGHT: f64 = 1e-6;
+/// See [`MIN_WEIGHT`].
+pub const MAX_WEIGHT: f64 = 1e6;
 
 /// The sign of a blend term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +110,9 @@ pub enum BlendError {
     /// Nothing but whitespace.
     #[error("the voice expression is empty")]
     Empty,
+    /// More than [`MAX_BLEND_TERMS`] terms.
+    #[error("a blend may have at most {MAX_BLEND_TERMS} voices")]
+    TooManyTerms,
     /// An operator with no voice on one side (`+a`, `a+`, `a+-b`).
     #[error("a '{op}' at position {position} has no voice on one side (write name(weight) terms joined by + or -)")]
     EmptyTerm {
@@ -114,13 +128,13 @@ pub enum BlendError {
         position: usize,
     },
     /// `(` without its `)`.
-    #[error("the '(' of voice '{voice}' is never closed")]
+    #[error("the '(' of voice {} is never closed", quote(voice))]
     Unclosed {
         /// The voice whose weight is open.
         voice: String,
     },
     /// A `)` with no `(`, or text after a term's `)`.
-    #[error("unexpected '{found}' at position {position} (a term is name or name(weight))")]
+    #[error("unexpected {} at position {position} (a term is name or name(weight))", quote(&found.to_string()))]
     Unexpected {
         /// What was found.
         found: char,
@@ -128,7 +142,7 @@ pub enum BlendError {
         position: usize,
     },
     /// The text in parentheses is not a number.
-    #[error("the weight '{text}' of voice '{voice}' is not a number")]
+    #[error("the weight {} of voice {} is not a number", quote(text), quote(voice))]
     BadWeight {
         /// The voice.
         voice: String,
@@ -136,7 +150,11 @@ pub enum BlendError {
         text: String,
     },
     /// A weight that is zero, negative or not finite.
-    #[error("the weight {text} of voice '{voice}' must be a finite number greater than 0")]
+    #[error(
+        "the weight {} of voice {} must be a finite number greater than 0",
+        quote(text),
+        quote(voice)
+    )]
     WeightOutOfRange {
         /// The voice.
         voice: String,
@@ -205,6 +223,9 @@ impl VoiceBlend {
                 Some(&op) if voice.is_empty() => return Err(BlendError::EmptyTerm { op, position: i }),
                 _ => 1.0,
             };
+            if terms.len() == MAX_BLEND_TERMS {
+                return Err(BlendError::TooManyTerms);
+            }
             terms.push(BlendTerm { voice, weight, sign });
             // Then the end, or an operator followed by another term.
             match chars.get(i) {
@@ -273,7 +294,9 @@ fn parse_weight(voice: &str, text: &str) -> Result<f64, BlendError> {
         voice: voice.to_owned(),
         text: text.to_owned(),
     })?;
-    if !(w.is_finite() && w > 0.0) {
+    // Bounded so that sums of weights (at most MAX_BLEND_TERMS of them) and their f32
+    // coefficients stay finite and meaningful.
+    if !(w.is_finite() && (MIN_WEIGHT..=MAX_WEIGHT).contains(&w)) {
         return Err(BlendError::WeightOutOfRange {
             voice: voice.to_owned(),
             text: text.to_owned(),
@@ -335,7 +358,7 @@ impl<'a> VoiceData<'a> {
 #[non_exhaustive]
 pub enum ResolveError {
     /// A voice of the blend does not exist.
-    #[error("unknown voice '{0}'")]
+    #[error("unknown voice {}", quote(.0))]
     UnknownVoice(String),
     /// Two voices of the blend have different shapes.
     #[error("voice '{voice}' has {rows} rows of {row_len}, unlike the blend's first voice ({want_rows} of {want_row_len})")]
@@ -450,7 +473,8 @@ impl fmt::Display for SelectError {
             Self::Unknown { voice, available } => {
                 write!(
                     f,
-                    "unknown voice '{voice}'; available voices: {}",
+                    "unknown voice {}; available voices: {}",
+                    quote(voice),
                     available.join(", ")
                 )
             }
@@ -460,8 +484,9 @@ impl fmt::Display for SelectError {
                 available,
             } => write!(
                 f,
-                "invalid voice expression '{expression}': {error}; write a voice name or a blend such as \
+                "invalid voice expression {}: {error}; write a voice name or a blend such as \
                  'a(2)+b(1)' or 'a-b'; available voices: {}",
+                quote(expression),
                 available.join(", ")
             ),
             Self::Internal(message) => f.write_str(message),
@@ -545,6 +570,24 @@ mod tests {
         assert_eq!(
             VoiceBlend::parse("a(1e-1)").unwrap().terms(),
             [term("a", 0.1, Sign::Plus)]
+        );
+    }
+
+    #[test]
+    fn blend_bombs_are_refused() {
+        let sixteen = vec!["a"; MAX_BLEND_TERMS].join("+");
+        assert_eq!(
+            VoiceBlend::parse(&sixteen).unwrap().terms().len(),
+            MAX_BLEND_TERMS
+        );
+        let bomb = vec!["a(1)"; 100_000].join("+");
+        assert_eq!(VoiceBlend::parse(&bomb), Err(BlendError::TooManyTerms));
+        // Names in messages are bounded and escaped.
+        let e = VoiceBlend::parse(&format!("\u{1b}{}(", "x".repeat(1000))).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.len() < 300 && m.contains("\\u{1b}") && !m.contains('\u{1b}'),
+            "{m}"
         );
     }
 

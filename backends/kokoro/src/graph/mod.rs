@@ -67,6 +67,9 @@ pub enum GraphError {
     /// The input would make more audio frames than one graph may hold (memory bound).
     #[error("too long: {0}")]
     TooLong(String),
+    /// The synthesis was stopped by its abort check (the request was cancelled or timed out).
+    #[error("aborted")]
+    Aborted,
 }
 
 /// Result alias for graph code.

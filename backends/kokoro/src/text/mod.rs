@@ -4,6 +4,8 @@
 //! its own.
 
 pub mod chunk;
+pub mod languages;
 pub mod normalize;
 pub mod phonemize;
+pub mod sanitize;
 pub mod vocab;

@@ -18,7 +18,10 @@
 
 use std::borrow::Cow;
 
+use tts_espeak_ng::worker::Supervisor;
 use tts_espeak_ng::{EspeakConfig, EspeakError, PhonemeMode, Phonemizer as Espeak};
+
+use super::sanitize::sanitize_for_espeak;
 
 /// The espeak mode misaki ends up with: IPA, tie `^` inside multi-letter phonemes (`0x5E82`).
 pub const ESPEAK_MODE: PhonemeMode = PhonemeMode::ipa_with_tie('^');
@@ -283,9 +286,28 @@ impl KokoroPhonemizer {
     pub fn phonemize(&self, text: &str) -> Result<Phonemized, PhonemizeError> {
         let mut espeak = Espeak::lock(&self.espeak)?;
         espeak.set_voice(&self.espeak_voice)?;
-        let phonemized = phonemize_with(text, self.mapping, |chunk| {
-            espeak.text_to_phonemes(chunk, ESPEAK_MODE)
-        })?;
+        self.phonemize_via(text, |piece| espeak.text_to_phonemes(piece, ESPEAK_MODE))
+    }
+
+    /// Phonemizes `text` through a supervised espeak-ng worker process instead of this
+    /// process's espeak-ng ([`tts_espeak_ng::worker`]): a crash or hang inside espeak costs this
+    /// call, not the caller's process.
+    ///
+    /// # Errors
+    ///
+    /// As [`KokoroPhonemizer::phonemize`], plus the worker's crash, time-out and start errors.
+    pub fn phonemize_in(&self, worker: &mut Supervisor, text: &str) -> Result<Phonemized, PhonemizeError> {
+        let voice = self.espeak_voice.as_str();
+        self.phonemize_via(text, |piece| worker.phonemize(voice, piece, ESPEAK_MODE))
+    }
+
+    /// The pipeline over any espeak call; every piece is bounded by [`sanitize_for_espeak`]
+    /// right before it goes to espeak.
+    fn phonemize_via<F>(&self, text: &str, mut espeak: F) -> Result<Phonemized, PhonemizeError>
+    where
+        F: FnMut(&str) -> Result<Vec<String>, EspeakError>,
+    {
+        let phonemized = phonemize_with(text, self.mapping, |piece| espeak(&sanitize_for_espeak(piece)))?;
         Ok(phonemized)
     }
 }
