@@ -131,10 +131,14 @@ fn check_accepted(obj: &Map<String, Value>, r: &crate::http::openai::SpeechReque
     }
 
     let p = s.sampling;
-    assert!(p.temperature >= 0.0, "temperature {}", p.temperature);
+    assert!(
+        p.temperature.is_finite() && p.temperature >= 0.0,
+        "temperature {}",
+        p.temperature
+    );
     assert!((0.0..=1.0).contains(&p.top_p), "top_p {}", p.top_p);
     assert!(
-        p.repetition_penalty >= 0.0,
+        p.repetition_penalty.is_finite() && p.repetition_penalty > 0.0,
         "repetition_penalty {}",
         p.repetition_penalty
     );

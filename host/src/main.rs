@@ -40,7 +40,14 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::debug!(details = ?e, "start-up failed");
             eprintln!("tts-host: {e}");
-            ExitCode::FAILURE
+            // A configuration the backend refuses (an unknown --espeak-voice-id, a bad
+            // --backend-option) is a usage error, like a bad flag: exit 2.
+            match e {
+                tts_host::StartError::Backend(b) if b.kind == tts_backend_api::ErrorKind::InvalidConfig => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -185,3 +185,21 @@ fn a_cancelled_request_stops_computing_inside_a_chunk() {
     eprintln!("stopped {took:?} after the client left");
     assert_still_speaks(&server, server.pid());
 }
+
+#[test]
+fn an_espeak_voice_id_outside_the_closed_set_stops_start_up_with_exit_2() {
+    let _one = exclusive();
+    let Some(model) = kokoro::model_path() else { return };
+    for id in [
+        "../../../../etc/passwd",
+        "en+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ] {
+        let exit = kokoro::launch(&model)
+            .args(["--espeak-voice-id".to_string(), id.to_string()])
+            .expect_exit(Duration::from_secs(60));
+        assert_eq!(exit.status.code(), Some(2), "{id}: {}", exit.stderr);
+        assert!(exit.stderr.contains("--espeak-voice-id"), "{}", exit.stderr);
+        assert!(exit.stderr.contains("unsupported language"), "{}", exit.stderr);
+        assert!(!exit.stderr.contains("root:"), "{}", exit.stderr);
+    }
+}

@@ -1,15 +1,20 @@
 //! Start-up failures of the real binary: each way loading a plugin can fail ends the process with
-//! exit code 1 and a short, clear message on stderr (no crash, no abort, no wall of text).
+//! exit code 1 (2 when the backend refuses its configuration, like a bad flag) and a short, clear
+//! message on stderr (no crash, no abort, no wall of text).
 
 use std::time::Duration;
 
 use tts_e2e::{plugin, scratch_dir, Exit, Launch};
 
 fn assert_clean_failure(exit: &Exit, what: &str) {
+    assert_clean_exit(exit, what, 1);
+}
+
+fn assert_clean_exit(exit: &Exit, what: &str, code: i32) {
     assert_eq!(
         exit.status.code(),
-        Some(1),
-        "{what}: want exit code 1 (not a crash or abort signal), got {}; stderr:\n{}",
+        Some(code),
+        "{what}: want exit code {code} (not a crash or abort signal), got {}; stderr:\n{}",
         exit.status,
         exit.stderr
     );
@@ -106,7 +111,7 @@ fn a_file_that_is_not_a_plugin_is_refused() {
 #[test]
 fn a_constructor_error_stops_start_up() {
     let exit = Launch::faulty().option("mode", "error-on-load").expect_exit(WAIT);
-    assert_clean_failure(&exit, "error-on-load");
+    assert_clean_exit(&exit, "error-on-load", 2);
     let message = error_line(&exit);
     assert!(message.contains("the backend failed to start"), "{message}");
     assert!(message.contains("mode=error-on-load"), "{message}");
@@ -124,7 +129,7 @@ fn a_constructor_panic_stops_start_up_without_aborting() {
 #[test]
 fn an_unknown_mode_is_a_configuration_error() {
     let exit = Launch::faulty().option("mode", "explode").expect_exit(WAIT);
-    assert_clean_failure(&exit, "unknown mode");
+    assert_clean_exit(&exit, "unknown mode", 2);
     assert!(
         error_line(&exit).contains("mode=explode is not a known fault"),
         "{}",

@@ -986,6 +986,23 @@ mod tests {
     }
 
     #[test]
+    fn split_tokens_cuts_at_the_space_nearest_the_middle() {
+        let sp = 16;
+        // "ab cd efgh" as ids: spaces at 2 and 5; the middle is 5.
+        let ids = [1, 2, sp, 3, 4, sp, 5, 6, 7, 8];
+        assert_eq!(split_tokens(&ids, Some(sp)), (&ids[..5], &ids[6..]));
+        // No space: the middle.
+        let ids = [1, 2, 3, 4, 5];
+        assert_eq!(split_tokens(&ids, Some(sp)), (&ids[..2], &ids[2..]));
+        // A space only at the edges is not a cut point; never an empty half.
+        let ids = [sp, 1, sp];
+        let (l, r) = split_tokens(&ids, Some(sp));
+        assert!(!l.is_empty() && !r.is_empty());
+        let ids = [7, 8];
+        assert_eq!(split_tokens(&ids, None), (&ids[..1], &ids[1..]));
+    }
+
+    #[test]
     fn sounds_exclude_marks() {
         assert!("həlˈO".chars().any(is_sound));
         assert!(!"ˈ.,!? ː…—".chars().any(is_sound));

@@ -228,6 +228,55 @@ pub fn normalize_chunk(data: &[u8]) {
     );
 }
 
+/// What reaches espeak-ng ([`sanitize_for_espeak`], applied to every piece right before the
+/// call): no control characters, bounded words, apostrophes, punctuation runs and combining
+/// stacks; every letter and digit kept; sanitizing twice changes nothing.
+fn check_sanitizer(text: &str) {
+    use crate::text::sanitize::{
+        is_control, sanitize_for_espeak, MAX_APOSTROPHES, MAX_COMBINING, MAX_SAME_RUN, MAX_WORD_CHARS,
+    };
+    use unicode_normalization::char::is_combining_mark;
+    let out = sanitize_for_espeak(text);
+    assert!(
+        !out.chars().any(is_control),
+        "a control character survived in {out:?}"
+    );
+    let alnum = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).collect() };
+    assert_eq!(alnum(&out), alnum(text), "letters lost from {text:?}");
+    assert_eq!(sanitize_for_espeak(&out), out, "not idempotent on {text:?}");
+    for word in out.split_whitespace() {
+        let bases = word.chars().filter(|&c| !is_combining_mark(c)).count();
+        assert!(bases <= MAX_WORD_CHARS, "word of {bases} characters in {text:?}");
+        let apostrophes = word
+            .chars()
+            .filter(|c| matches!(c, '\'' | '\u{2019}' | '\u{2018}' | '\u{02bc}' | '`' | '\u{b4}'))
+            .count();
+        assert!(
+            apostrophes <= MAX_APOSTROPHES,
+            "{apostrophes} apostrophes in {word:?}"
+        );
+        let (mut marks, mut run, mut last) = (0usize, 0usize, None);
+        for c in word.chars() {
+            if is_combining_mark(c) {
+                marks += 1;
+                assert!(marks <= MAX_COMBINING, "combining stack in {word:?}");
+                continue;
+            }
+            marks = 0;
+            run = if last == Some(c) && !c.is_alphanumeric() {
+                run + 1
+            } else {
+                1
+            };
+            assert!(
+                c.is_alphanumeric() || run <= MAX_SAME_RUN,
+                "run of {c:?} in {word:?}"
+            );
+            last = Some(c);
+        }
+    }
+}
+
 /// Target `phonemizer_entry`: [`phonemize_with`] for each mapping (misaki `EspeakG2P`, the
 /// US and GB English fallbacks), with a fake espeak that returns its chunk lowercased.
 ///
@@ -238,6 +287,7 @@ pub fn normalize_chunk(data: &[u8]) {
 /// at most about four times as long as the text.
 pub fn phonemizer_entry(data: &[u8]) {
     let text = &*String::from_utf8_lossy(data);
+    check_sanitizer(text);
     let kept = |s: &str| -> String {
         s.chars()
             .filter(|&c| !MARKS.contains(&c) && !is_py_space(c))

@@ -385,11 +385,12 @@ pub fn parse_speech(body: &Value, limits: &Limits<'_>) -> Result<SpeechRequest, 
 
     let mut sampling = limits.sampling;
     if let Some(t) = number(obj, "temperature")? {
-        if t < 0.0 {
+        // Bounded so that the f32 a backend gets is finite.
+        if !(0.0..=1e6).contains(&t) {
             return Err(ApiError::invalid(
                 Some("temperature"),
                 "invalid_value",
-                "'temperature' must be >= 0",
+                "'temperature' must be between 0 and 1000000",
             ));
         }
         sampling.temperature = t as f32;
@@ -415,11 +416,12 @@ pub fn parse_speech(body: &Value, limits: &Limits<'_>) -> Result<SpeechRequest, 
         sampling.top_p = p as f32;
     }
     if let Some(r) = number(obj, "repetition_penalty")? {
-        if r <= 0.0 {
+        // Bounded so that the f32 a backend gets is finite and not zero.
+        if !(1e-6..=1e6).contains(&r) {
             return Err(ApiError::invalid(
                 Some("repetition_penalty"),
                 "invalid_value",
-                "'repetition_penalty' must be > 0",
+                "'repetition_penalty' must be between 0.000001 and 1000000",
             ));
         }
         sampling.repetition_penalty = r as f32;
@@ -577,6 +579,15 @@ mod tests {
         assert_eq!(
             param_of(json!({"input": "hi", "top_p": 2})),
             (Some("top_p"), "invalid_value")
+        );
+        // Values that would become 0 or infinity as f32.
+        assert_eq!(
+            param_of(json!({"input": "hi", "repetition_penalty": 1e-50})),
+            (Some("repetition_penalty"), "invalid_value")
+        );
+        assert_eq!(
+            param_of(json!({"input": "hi", "temperature": 1e39})),
+            (Some("temperature"), "invalid_value")
         );
         assert_eq!(param_of(json!([1, 2])), (None, "invalid_type"));
     }
