@@ -52,9 +52,15 @@ fn is_symbol(c: char) -> bool {
 
 /// Bounds `text` for espeak-ng (see the module docs). Borrowed when nothing had to change.
 pub fn sanitize_for_espeak(text: &str) -> Cow<'_, str> {
-    if !needs_work(text) {
-        return Cow::Borrowed(text);
+    let out = bounded(text);
+    if out == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
     }
+}
+
+fn bounded(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut word_chars = 0usize;
     let mut apostrophes = 0usize;
@@ -112,53 +118,7 @@ pub fn sanitize_for_espeak(text: &str) -> Cow<'_, str> {
         word_chars += 1;
         out.push(c);
     }
-    Cow::Owned(out)
-}
-
-/// Whether [`sanitize_for_espeak`] would change anything (the common case is no).
-fn needs_work(text: &str) -> bool {
-    let mut word_chars = 0usize;
-    let mut apostrophes = 0usize;
-    let mut combining = 0usize;
-    let mut symbol_run = 0usize;
-    let mut same_run = 0usize;
-    let mut last: Option<char> = None;
-    for c in text.chars() {
-        if is_control(c) {
-            return true;
-        }
-        if c.is_whitespace() {
-            (word_chars, apostrophes, combining, symbol_run, same_run) = (0, 0, 0, 0, 0);
-            last = Some(c);
-            continue;
-        }
-        if is_combining_mark(c) {
-            combining += 1;
-            if combining > MAX_COMBINING {
-                return true;
-            }
-            continue;
-        }
-        if is_symbol(c) {
-            same_run = if last == Some(c) { same_run + 1 } else { 1 };
-            symbol_run += 1;
-            if same_run > MAX_SAME_RUN || symbol_run > MAX_SYMBOL_RUN {
-                return true;
-            }
-        } else {
-            (symbol_run, same_run) = (0, 0);
-        }
-        combining = 0;
-        last = Some(c);
-        if is_apostrophe(c) {
-            apostrophes += 1;
-        }
-        word_chars += 1;
-        if apostrophes > MAX_APOSTROPHES || word_chars > MAX_WORD_CHARS {
-            return true;
-        }
-    }
-    false
+    out
 }
 
 #[cfg(test)]
