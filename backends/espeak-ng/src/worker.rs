@@ -656,17 +656,6 @@ impl Supervisor {
         text: &str,
         mode: PhonemeMode,
     ) -> Result<Vec<String>, EspeakError> {
-        if text.contains('\0') || voice.contains('\0') {
-            let (what, s) = if voice.contains('\0') {
-                ("voice name", voice)
-            } else {
-                ("text", text)
-            };
-            return Err(EspeakError::InteriorNul {
-                what,
-                position: s.find('\0').unwrap_or(0),
-            });
-        }
         let request = encode_request(voice, mode, text);
         if request.len() > MAX_FRAME {
             return Err(EspeakError::WorkerProtocol {

@@ -465,7 +465,11 @@ impl<'g, 'ctx> ComputeRun<'g, 'ctx> {
             thread: std::thread::current().id(),
             check,
         });
-        let cpus = self.cpu_backends();
+        let cpus = if check.is_some() {
+            self.cpu_backends()
+        } else {
+            Vec::new()
+        };
         if let Some(check) = &check {
             for &cpu in &cpus {
                 // SAFETY: `cpu` is a live CPU backend of this run's engine. The data pointer is

@@ -690,6 +690,61 @@ fn scheduler_runs_on_cpu() {
     assert!(Scheduler::new(&[], 8).is_err());
 }
 
+/// `((2a + 1)²)²` as four nodes, so an abort check is asked more than once when it says "go on".
+fn four_nodes(ctx: &Context) -> (Tensor<'_>, Tensor<'_>, Graph<'_>) {
+    let a = input(ctx, "a", &[3]);
+    let y = ctx
+        .sqr(ctx.sqr(ctx.scale(a, 2.0, 1.0).unwrap()).unwrap())
+        .unwrap();
+    let y = ctx.scale(y, 1.0, 0.0).unwrap().set_output().unwrap();
+    let mut g = ctx.new_graph(16).unwrap();
+    g.build_forward_expand(y).unwrap();
+    (a, y, g)
+}
+
+#[test]
+fn compute_until_stops_between_nodes() {
+    let dev = ComputeDevice::cpu(2).unwrap();
+    let ctx = ctx();
+    let (a, y, g) = four_nodes(&ctx);
+
+    let mut alloc = GraphAllocator::new(&dev).unwrap();
+    let mut r = alloc.alloc(&g).unwrap();
+    r.set_f32(a, &[0., 1., 2.]).unwrap();
+    assert!(matches!(r.compute_until(&|| true), Err(GgmlError::Aborted)));
+    // The graph's ops may work in place on their inputs: set them again for each run.
+    r.set_f32(a, &[0., 1., 2.]).unwrap();
+    let asked = std::cell::Cell::new(0usize);
+    r.compute_until(&|| {
+        asked.set(asked.get() + 1);
+        false
+    })
+    .unwrap();
+    assert!(asked.get() >= 2, "asked {} times", asked.get());
+    assert_eq!(r.get_f32(y).unwrap(), vec![1., 81., 625.]);
+    // A panicking check counts as "abort"; the device works again afterwards.
+    assert!(matches!(
+        r.compute_until(&|| panic!("check failed")),
+        Err(GgmlError::Aborted)
+    ));
+    r.set_f32(a, &[0., 1., 2.]).unwrap();
+    r.compute().unwrap();
+    assert_eq!(r.get_f32(y).unwrap(), vec![1., 81., 625.]);
+    drop(r);
+
+    // The scheduler path sets the check on its CPU backend too (a new context: a graph is
+    // allocated once).
+    let ctx = self::ctx();
+    let (a, y, g) = four_nodes(&ctx);
+    let mut sched = Scheduler::new(&[&dev], 64).unwrap();
+    let mut r = sched.alloc(&g).unwrap();
+    r.set_f32(a, &[0., 1., 2.]).unwrap();
+    assert!(matches!(r.compute_until(&|| true), Err(GgmlError::Aborted)));
+    r.set_f32(a, &[0., 1., 2.]).unwrap();
+    r.compute_until(&|| false).unwrap();
+    assert_eq!(r.get_f32(y).unwrap(), vec![1., 81., 625.]);
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<(tracing::Level, String, String)>>>);
 

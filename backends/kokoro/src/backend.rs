@@ -249,7 +249,8 @@ fn parse_options(config: &BackendConfig) -> Result<Settings, BackendError> {
             Ok(ms @ 1..=600_000) => std::time::Duration::from_millis(ms),
             _ => {
                 return Err(BackendError::invalid_config(format!(
-                    "--backend-option phonemizer_timeout_ms={v}: expected a whole number of                      milliseconds in 1..=600000"
+                    "--backend-option phonemizer_timeout_ms={v}: expected a whole number of milliseconds \
+                     in 1..=600000"
                 )))
             }
         },

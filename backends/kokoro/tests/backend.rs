@@ -131,7 +131,10 @@ fn configuration_errors_are_clear() {
     refuse(c, &["/nonexistent/tts-espeak-worker"]);
     let mut c = config(&path);
     c.options.insert("phonemizer_timeout_ms".into(), "0".into());
-    refuse(c, &["phonemizer_timeout_ms=0"]);
+    refuse(
+        c,
+        &["phonemizer_timeout_ms=0: expected a whole number of milliseconds in 1..=600000"],
+    );
     let mut c = config(&path);
     c.options.insert("colour".into(), "blue".into());
     refuse(c, &["colour", "espeak_data"]);
