@@ -39,6 +39,7 @@
 
 mod compute;
 mod context;
+mod conv;
 mod custom;
 mod device;
 mod error;

@@ -147,6 +147,47 @@ fn conv_1d_via_im2col_matches_naive() {
 }
 
 #[test]
+fn conv_1d_direct_matches_naive_on_every_thread_count() {
+    for &(s, p, d, threads) in &[
+        (1usize, 1usize, 1usize, 1usize),
+        (2, 2, 2, 2),
+        (1, 0, 3, 3),
+        (6, 3, 1, 2),
+        (1, 7, 1, 4),
+    ] {
+        let (cin, cout, k, l) = (3usize, 5usize, 3usize, 13usize);
+        let ctx = ctx();
+        let w = input(&ctx, "w", &[k as i64, cin as i64, cout as i64]);
+        let x = input(&ctx, "x", &[l as i64, cin as i64]);
+        let y = ctx.conv_1d_direct(w, x, s, p, d).unwrap();
+        let wv = seq(k * cin * cout, 1.0, 0.1);
+        let xv = seq(l * cin, 2.0, 0.7);
+        let out = run(&ctx, threads, &[(w, &wv), (x, &xv)], y).unwrap();
+        let lout = (l + 2 * p - d * (k - 1) - 1) / s + 1;
+        assert_eq!(y.ne(), [lout as i64, cout as i64, 1, 1]);
+        assert_close(&out, &naive_conv1d(&wv, &xv, 1, cin, cout, k, l, s, p, d), 1e-5);
+    }
+    // Refused before any compute: a kernel longer than the padded input, F16 data, a batch.
+    let ctx = ctx();
+    let w = input(&ctx, "w", &[9, 2, 2]);
+    let x = input(&ctx, "x", &[4, 2]);
+    assert!(matches!(
+        ctx.conv_1d_direct(w, x, 1, 2, 1),
+        Err(GgmlError::Shape { .. })
+    ));
+    let xb = input(&ctx, "xb", &[12, 2, 2]);
+    assert!(matches!(
+        ctx.conv_1d_direct(w, xb, 1, 0, 1),
+        Err(GgmlError::Shape { .. })
+    ));
+    let xh = ctx.cast(input(&ctx, "xh", &[12, 2]), GgmlType::F16).unwrap();
+    assert!(matches!(
+        ctx.conv_1d_direct(w, xh, 1, 0, 1),
+        Err(GgmlError::Type { .. })
+    ));
+}
+
+#[test]
 fn conv_transpose_1d_matches_naive() {
     // torch ConvTranspose1d(Cin=2, Cout=3, K=4, stride=2), weight (Cin, Cout, K) = ggml [K, Cout, Cin].
     let (cin, cout, k, l, s) = (2usize, 3usize, 4usize, 5usize, 2usize);

@@ -144,7 +144,7 @@ impl AdainResBlk1d {
             sc = upsample_nearest2(ctx, sc)?;
         }
         if w.has(&format!("{p}.conv1x1_weight")) {
-            sc = ctx.conv_1d(w.tensor(&format!("{p}.conv1x1_weight"))?, sc, 1, 0, 1)?;
+            sc = super::conv1d_tiled(ctx, w.tensor(&format!("{p}.conv1x1_weight"))?, sc, 1, 0, 1)?;
         }
         let sum = ctx.add(r, sc)?;
         Ok(ctx.scale(sum, std::f32::consts::FRAC_1_SQRT_2, 0.0)?)

@@ -274,7 +274,8 @@ pub(crate) fn conv1d_named<'a>(
 /// at most `CONV_TILE · K · C_in` floats (92 MB for that conv) whatever the length.
 pub const CONV_TILE: i64 = 16_384;
 
-/// [`Context::conv_1d`] on `x` `[T, C_in]`, cut along time into tiles of at most [`CONV_TILE`]
+/// The convolution of `x` `[T, C_in]`: [`Context::conv_1d_direct`] for F32 kernels (no im2col
+/// buffer), else [`Context::conv_1d`] cut along time into tiles of at most [`CONV_TILE`]
 /// outputs so that the im2col buffer stays bounded; exact (each output is the same dot
 /// product), the tiles are concatenated pairwise.
 pub(crate) fn conv1d_tiled<'a>(
@@ -286,6 +287,10 @@ pub(crate) fn conv1d_tiled<'a>(
     dilation: usize,
 ) -> Result<Tensor<'a>> {
     let [l, c_in, n3, n4] = x.ne();
+    if kernel.ty() == GgmlType::F32 && n3 == 1 && n4 == 1 {
+        // K shifted GEMMs over the input in place: no im2col buffer to bound.
+        return Ok(ctx.conv_1d_direct(kernel, x, stride, padding, dilation)?);
+    }
     let span = dilation as i64 * (kernel.ne()[0] - 1) + 1;
     let l_out = (l + 2 * padding as i64 - span).div_euclid(stride as i64) + 1;
     if l_out <= CONV_TILE || n3 != 1 || n4 != 1 || l + 2 * (padding as i64) < span {

@@ -1,0 +1,356 @@
+//! A direct 1-D convolution as K shifted GEMMs, without im2col.
+//!
+//! ggml's `conv_1d` materialises an im2col matrix (`K · C_in` floats per output sample: 0.7 MB
+//! per generator frame) and multiplies it with llamafile's tinyBLAS, which has no cache
+//! blocking; on the Kokoro generator that pair was ~77 % of the CPU time at ~29 GFLOP/s per
+//! core. Here the convolution of a time-major input `x` `[T, C_in]` (each channel a contiguous
+//! row of `T` samples) with a kernel `w` `[K, C_in, C_out]` is, for each tap `k`,
+//!
+//! ```text
+//! Y[co, t] += Σ_ci W[co, ci, k] · x[ci, t·stride + k·dilation − padding]
+//! ```
+//!
+//! a GEMM `W_k (C_out × C_in) · X_k (C_in × T_out)` whose operands are strided views of the
+//! kernel and the input as they lie in memory. The GEMM is the `gemm` crate's (packed, cache
+//! blocked, runtime-dispatched AVX2/AVX-512/NEON microkernels; the library candle and faer
+//! use), called single-threaded on each ggml thread's share of the output channels, over time
+//! blocks of [`TIME_BLOCK`] samples so that the output block stays in L2. Padding is never
+//! copied: each tap's GEMM covers only the outputs whose input sample exists (the others get
+//! the zero the padding would contribute).
+//!
+//! Exactness: every output is the same sum of products as PyTorch's, in another order (f32
+//! rounding only).
+
+use std::ops::Range;
+
+/// Output samples per GEMM call (measured on the generator's shapes: 512–2048 are within
+/// noise; a block of 1024 × 64 rows of f32 is 256 KiB).
+pub(crate) const TIME_BLOCK: usize = 1024;
+
+/// The shape of one direct convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvShape {
+    /// Input length `T`.
+    pub t_in: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel taps `K`.
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl ConvShape {
+    /// Output length, `None` when the padded input is shorter than the kernel's span or a
+    /// parameter is zero.
+    pub fn t_out(&self) -> Option<usize> {
+        if self.stride == 0 || self.dilation == 0 || self.k == 0 || self.t_in == 0 {
+            return None;
+        }
+        let span = self.dilation.checked_mul(self.k - 1)?.checked_add(1)?;
+        let padded = self.t_in.checked_add(self.padding.checked_mul(2)?)?;
+        if padded < span {
+            return None;
+        }
+        Some((padded - span) / self.stride + 1)
+    }
+
+    /// The outputs `t` in `block` whose input sample for tap `tap` exists:
+    /// `0 ≤ t·stride + tap·dilation − padding < t_in`.
+    fn valid(&self, tap: usize, block: Range<usize>) -> Range<usize> {
+        let off = (tap * self.dilation) as isize - self.padding as isize;
+        let s = self.stride as isize;
+        // smallest t with t·s + off ≥ 0
+        let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+        // largest t with t·s + off ≤ t_in − 1, plus one
+        let hi_num = self.t_in as isize - 1 - off;
+        let hi = if hi_num < 0 { 0 } else { hi_num / s + 1 };
+        let start = block.start.max(lo as usize);
+        let end = block.end.min(hi as usize);
+        start..end.max(start)
+    }
+}
+
+/// Computes output channels `rows` of the convolution into `dst` (`rows.len()` rows of
+/// `t_out` samples, accumulated into whatever `dst` holds, normally zeros).
+///
+/// # Panics
+/// When a slice length does not match `shape` (the op builder checks shapes, so this is a
+/// bug; the custom-op trampoline turns the panic into a compute error).
+pub(crate) fn conv1d_rows(shape: &ConvShape, x: &[f32], w: &[f32], rows: Range<usize>, dst: &mut [f32]) {
+    let t_out = shape.t_out().expect("conv shape checked when the op was built");
+    let (c_in, k) = (shape.c_in, shape.k);
+    assert_eq!(x.len(), shape.t_in * c_in, "input length");
+    assert_eq!(w.len(), k * c_in * shape.c_out, "kernel length");
+    assert!(rows.end <= shape.c_out, "output rows");
+    assert_eq!(dst.len(), rows.len() * t_out, "output length");
+    if rows.is_empty() {
+        return;
+    }
+    let m = rows.len();
+    let mut t0 = 0;
+    while t0 < t_out {
+        let block = t0..(t0 + TIME_BLOCK).min(t_out);
+        for tap in 0..k {
+            let cols = shape.valid(tap, block.clone());
+            if cols.is_empty() {
+                continue;
+            }
+            let n = cols.len();
+            // First input sample read by this tap: ≥ 0 by `valid`.
+            let first = cols.start * shape.stride + tap * shape.dilation - shape.padding;
+            // Largest indices touched (all in bounds):
+            // dst: (m − 1)·t_out + cols.end − 1 < m·t_out = dst.len();
+            // w: (rows.end − 1)·C_in·K + (C_in − 1)·K + tap < C_out·C_in·K = w.len();
+            // x: (C_in − 1)·T + first + (n − 1)·stride ≤ (C_in − 1)·T + T − 1 < x.len()
+            //    because the last column's input sample is < T (`valid`).
+            debug_assert!((c_in - 1) * shape.t_in + first + (n - 1) * shape.stride < x.len());
+            // SAFETY: the three pointers and strides describe, for `m × n` (dst), `m × C_in`
+            // (lhs) and `C_in × n` (rhs) matrices, only elements inside the slices (bounds
+            // above, from the asserted lengths and `valid`); `dst` is a unique borrow and does
+            // not overlap the shared `x`, `w`; `gemm` reads and writes nothing else, and runs
+            // on this thread only (`Parallelism::None`).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    c_in,
+                    dst.as_mut_ptr().add(cols.start),
+                    1,
+                    t_out as isize,
+                    true,
+                    w.as_ptr().add(rows.start * c_in * k + tap),
+                    k as isize,
+                    (c_in * k) as isize,
+                    x.as_ptr().add(first),
+                    shape.stride as isize,
+                    shape.t_in as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+        t0 = block.end;
+    }
+}
+
+impl crate::Context {
+    /// `nn.Conv1d` without bias on a time-major F32 input `data` `[T, C_in]` (made contiguous
+    /// first when it is not) with an F32 kernel `[K, C_in, C_out]` → `[T_out, C_out]`, as K
+    /// shifted GEMMs (see the module docs): no im2col buffer, so the memory is the output
+    /// only, whatever the length. ggml's threads share the output channels.
+    ///
+    /// The result equals [`conv_1d`](crate::Context::conv_1d)'s up to f32 rounding.
+    ///
+    /// # C equivalent
+    /// none: a `ggml_custom_4d` op over the `gemm` crate.
+    pub fn conv_1d_direct<'a>(
+        &'a self,
+        kernel: crate::Tensor<'a>,
+        data: crate::Tensor<'a>,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> crate::Result<crate::Tensor<'a>> {
+        use crate::{GgmlError, GgmlType, Split};
+        const OP: &str = "conv_1d_direct";
+        for (operand, t) in [("kernel", &kernel), ("data", &data)] {
+            if t.ty() != GgmlType::F32 {
+                return Err(GgmlError::Type {
+                    op: OP,
+                    operand,
+                    ty: t.type_name(),
+                });
+            }
+        }
+        if !kernel.is_contiguous() {
+            return Err(GgmlError::Layout {
+                op: OP,
+                operand: "kernel",
+                requirement: "contiguous (use cont first)",
+            });
+        }
+        let [k, kc_in, c_out, k4] = kernel.ne();
+        let [t_in, c_in, n3, n4] = data.ne();
+        if k4 != 1 || n3 != 1 || n4 != 1 || kc_in != c_in {
+            return Err(GgmlError::Shape {
+                op: OP,
+                detail: format!(
+                    "kernel {} and data {} are not [K, C_in, C_out] and [T, C_in]",
+                    crate::ops::shape(&kernel),
+                    crate::ops::shape(&data)
+                ),
+            });
+        }
+        let dim = |n: i64| usize::try_from(n).unwrap_or(0);
+        let shape = ConvShape {
+            t_in: dim(t_in),
+            c_in: dim(c_in),
+            c_out: dim(c_out),
+            k: dim(k),
+            stride,
+            padding,
+            dilation,
+        };
+        let t_out = shape.t_out().ok_or_else(|| GgmlError::Shape {
+            op: OP,
+            detail: format!(
+                "input of length {t_in} with padding {padding} is shorter than a kernel of {k} \
+                 taps at dilation {dilation} (or stride/dilation is 0)"
+            ),
+        })?;
+        let data = if data.is_contiguous() {
+            data
+        } else {
+            self.cont(data)?
+        };
+        let ne = [t_out as i64, c_out, 1, 1];
+        self.custom(ne, &[kernel, data], Split::Outer(1), move |args| {
+            let (w, x) = (args.srcs[0].data, args.srcs[1].data);
+            conv1d_rows(&shape, x, w, args.blocks.clone(), args.dst);
+        })
+    }
+}
+
+/// The same convolution by the definition, for tests.
+#[cfg(test)]
+pub(crate) fn conv1d_reference(shape: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let t_out = shape.t_out().expect("valid shape");
+    let mut y = vec![0f32; shape.c_out * t_out];
+    for co in 0..shape.c_out {
+        for t in 0..t_out {
+            let mut acc = 0f64;
+            for ci in 0..shape.c_in {
+                for tap in 0..shape.k {
+                    let pos = (t * shape.stride + tap * shape.dilation) as isize - shape.padding as isize;
+                    if pos >= 0 && (pos as usize) < shape.t_in {
+                        acc += f64::from(w[(co * shape.c_in + ci) * shape.k + tap])
+                            * f64::from(x[ci * shape.t_in + pos as usize]);
+                    }
+                }
+            }
+            y[co * t_out + t] = acc as f32;
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn check(shape: ConvShape) {
+        let x = fill(shape.t_in * shape.c_in, 1);
+        let w = fill(shape.k * shape.c_in * shape.c_out, 2);
+        let want = conv1d_reference(&shape, &x, &w);
+        let t_out = shape.t_out().unwrap();
+        // Two "threads": split the rows unevenly, as the trampoline may.
+        let split = shape.c_out / 3;
+        let mut got = vec![0f32; shape.c_out * t_out];
+        let (a, b) = got.split_at_mut(split * t_out);
+        conv1d_rows(&shape, &x, &w, 0..split, a);
+        conv1d_rows(&shape, &x, &w, split..shape.c_out, b);
+        let scale = (shape.c_in * shape.k) as f32;
+        for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - r).abs() <= 1e-6 * scale.max(1.0) * (1.0 + r.abs()),
+                "{shape:?}: output {i}: {g} vs {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_the_definition_for_every_kokoro_kind_of_conv() {
+        let base = ConvShape {
+            t_in: 37,
+            c_in: 5,
+            c_out: 7,
+            k: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        };
+        check(base);
+        // dilated, "same" padding (resblock convs1)
+        check(ConvShape {
+            k: 11,
+            dilation: 5,
+            padding: 25,
+            t_in: 60,
+            ..base
+        });
+        // strided with kernel 2·stride (noise_convs), and stride 2 (F0/N conv)
+        check(ConvShape {
+            k: 12,
+            stride: 6,
+            padding: 3,
+            t_in: 121,
+            ..base
+        });
+        check(ConvShape {
+            k: 3,
+            stride: 2,
+            padding: 1,
+            t_in: 40,
+            ..base
+        });
+        // 1×1 (conv1x1, asr_conv) and no padding
+        check(ConvShape {
+            k: 1,
+            padding: 0,
+            ..base
+        });
+        // longer than one time block, with a ragged last block
+        check(ConvShape {
+            t_in: 2 * TIME_BLOCK + 77,
+            c_in: 4,
+            c_out: 3,
+            k: 7,
+            padding: 3,
+            ..base
+        });
+        // padding larger than the input (every tap partly outside)
+        check(ConvShape {
+            t_in: 2,
+            k: 7,
+            padding: 3,
+            ..base
+        });
+    }
+
+    #[test]
+    fn impossible_shapes_have_no_output_length() {
+        let s = ConvShape {
+            t_in: 3,
+            c_in: 1,
+            c_out: 1,
+            k: 7,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        };
+        assert_eq!(s.t_out(), None);
+        assert_eq!(ConvShape { padding: 2, ..s }.t_out(), Some(1));
+        assert_eq!(ConvShape { stride: 0, ..s }.t_out(), None);
+        assert_eq!(ConvShape { dilation: 0, ..s }.t_out(), None);
+    }
+}
