@@ -141,6 +141,78 @@ pub(crate) fn conv1d_rows(shape: &ConvShape, x: &[f32], w: &[f32], rows: Range<u
     }
 }
 
+/// Computes output channels `rows` of the transposed convolution (no padding, no output
+/// padding) of `x` `[L, C_in]` with `w` `[K, C_out, C_in]` at `stride` into `dst`
+/// (`rows.len()` rows of `(L − 1)·stride + K` samples, accumulated into its contents):
+/// `Y[co, t·stride + j] += Σ_ci W[ci, co, j] · x[ci, t]`, one GEMM per tap `j` whose output is
+/// the strided view of every `stride`-th column (no col2im buffer).
+///
+/// # Panics
+/// When a slice length does not match the shape (a bug: the op builder checks shapes).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_transpose1d_rows(
+    l: usize,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    x: &[f32],
+    w: &[f32],
+    rows: Range<usize>,
+    dst: &mut [f32],
+) {
+    assert!(l > 0 && k > 0 && stride > 0, "empty transposed conv");
+    let l_full = (l - 1) * stride + k;
+    assert_eq!(x.len(), l * c_in, "input length");
+    assert_eq!(w.len(), k * c_out * c_in, "kernel length");
+    assert!(rows.end <= c_out, "output rows");
+    assert_eq!(dst.len(), rows.len() * l_full, "output length");
+    if rows.is_empty() {
+        return;
+    }
+    let m = rows.len();
+    // Inputs per block: the block's output span (≈ TIME_BLOCK + K columns) stays in cache.
+    let block = (TIME_BLOCK / stride).max(1);
+    let mut t0 = 0;
+    while t0 < l {
+        let n = block.min(l - t0);
+        for j in 0..k {
+            // Largest indices touched (all in bounds):
+            // dst: (m − 1)·L_full + (t0 + n − 1)·stride + j ≤ (m − 1)·L_full + (L − 1)·stride + K − 1;
+            // w: (C_in − 1)·C_out·K + (rows.end − 1)·K + j < C_in·C_out·K;
+            // x: (C_in − 1)·L + t0 + n − 1 < C_in·L.
+            // SAFETY: the pointers and strides describe `m × n` (dst, every `stride`-th
+            // column), `m × C_in` (lhs) and `C_in × n` (rhs) matrices whose elements lie inside
+            // the slices (bounds above, from the asserted lengths); `dst` is a unique borrow
+            // disjoint from `x` and `w`; `gemm` runs on this thread only.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    c_in,
+                    dst.as_mut_ptr().add(t0 * stride + j),
+                    stride as isize,
+                    l_full as isize,
+                    true,
+                    w.as_ptr().add(rows.start * k + j),
+                    (c_out * k) as isize,
+                    k as isize,
+                    x.as_ptr().add(t0),
+                    1,
+                    l as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+        t0 += n;
+    }
+}
+
 impl crate::Context {
     /// `nn.Conv1d` without bias on a time-major F32 input `data` `[T, C_in]` (made contiguous
     /// first when it is not) with an F32 kernel `[K, C_in, C_out]` → `[T_out, C_out]`, as K
@@ -215,6 +287,74 @@ impl crate::Context {
         self.custom(ne, &[kernel, data], Split::Outer(1), move |args| {
             let (w, x) = (args.srcs[0].data, args.srcs[1].data);
             conv1d_rows(&shape, x, w, args.blocks.clone(), args.dst);
+        })
+    }
+
+    /// `ConvTranspose1d` without bias, padding or output padding on a time-major F32 input
+    /// `data` `[L, C_in]` with an F32 kernel `[K, C_out, C_in]` (PyTorch's `(C_in, C_out, K)`)
+    /// → `[(L − 1)·stride + K, C_out]`, as one GEMM per tap into a strided view of the output
+    /// (no col2im buffer). ggml's threads share the output channels.
+    ///
+    /// The result equals [`conv_transpose_1d`](crate::Context::conv_transpose_1d)'s up to
+    /// f32 rounding.
+    ///
+    /// # C equivalent
+    /// none: a `ggml_custom_4d` op over the `gemm` crate.
+    pub fn conv_transpose_1d_direct<'a>(
+        &'a self,
+        kernel: crate::Tensor<'a>,
+        data: crate::Tensor<'a>,
+        stride: usize,
+    ) -> crate::Result<crate::Tensor<'a>> {
+        use crate::{GgmlError, GgmlType, Split};
+        const OP: &str = "conv_transpose_1d_direct";
+        for (operand, t) in [("kernel", &kernel), ("data", &data)] {
+            if t.ty() != GgmlType::F32 {
+                return Err(GgmlError::Type {
+                    op: OP,
+                    operand,
+                    ty: t.type_name(),
+                });
+            }
+        }
+        if !kernel.is_contiguous() {
+            return Err(GgmlError::Layout {
+                op: OP,
+                operand: "kernel",
+                requirement: "contiguous (use cont first)",
+            });
+        }
+        let [k, c_out, kc_in, k4] = kernel.ne();
+        let [l, c_in, n3, n4] = data.ne();
+        if k4 != 1 || n3 != 1 || n4 != 1 || kc_in != c_in || stride == 0 {
+            return Err(GgmlError::Shape {
+                op: OP,
+                detail: format!(
+                    "kernel {} and data {} are not [K, C_out, C_in] and [L, C_in] (stride {stride})",
+                    crate::ops::shape(&kernel),
+                    crate::ops::shape(&data)
+                ),
+            });
+        }
+        let dim = |n: i64| usize::try_from(n).unwrap_or(0);
+        let (l, c_in, c_out, k) = (dim(l), dim(c_in), dim(c_out), dim(k));
+        let l_full = l
+            .checked_sub(1)
+            .and_then(|v| v.checked_mul(stride))
+            .and_then(|v| v.checked_add(k))
+            .ok_or_else(|| GgmlError::Shape {
+                op: OP,
+                detail: format!("output length of {l} inputs at stride {stride} overflows"),
+            })?;
+        let data = if data.is_contiguous() {
+            data
+        } else {
+            self.cont(data)?
+        };
+        let ne = [l_full as i64, c_out as i64, 1, 1];
+        self.custom(ne, &[kernel, data], Split::Outer(1), move |args| {
+            let (w, x) = (args.srcs[0].data, args.srcs[1].data);
+            conv_transpose1d_rows(l, c_in, c_out, k, stride, x, w, args.blocks.clone(), args.dst);
         })
     }
 }
@@ -335,6 +475,42 @@ mod tests {
             padding: 3,
             ..base
         });
+    }
+
+    #[test]
+    fn transposed_matches_the_definition_across_time_blocks() {
+        for &(l, c_in, c_out, k, stride) in &[
+            (5usize, 2usize, 3usize, 4usize, 2usize),
+            (300, 3, 5, 20, 10),
+            (400, 2, 4, 12, 6),
+            (7, 1, 1, 3, 5),
+        ] {
+            let x = fill(l * c_in, 3);
+            let w = fill(k * c_out * c_in, 4);
+            let l_full = (l - 1) * stride + k;
+            let mut want = vec![0f64; c_out * l_full];
+            for ci in 0..c_in {
+                for co in 0..c_out {
+                    for t in 0..l {
+                        for j in 0..k {
+                            want[co * l_full + t * stride + j] +=
+                                f64::from(x[ci * l + t]) * f64::from(w[(ci * c_out + co) * k + j]);
+                        }
+                    }
+                }
+            }
+            let mut got = vec![0f32; c_out * l_full];
+            let split = c_out / 2;
+            let (a, b) = got.split_at_mut(split * l_full);
+            conv_transpose1d_rows(l, c_in, c_out, k, stride, &x, &w, 0..split, a);
+            conv_transpose1d_rows(l, c_in, c_out, k, stride, &x, &w, split..c_out, b);
+            for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (f64::from(*g) - r).abs() < 1e-5 * (1.0 + r.abs()),
+                    "({l}, {k}, {stride}) output {i}: {g} vs {r}"
+                );
+            }
+        }
     }
 
     #[test]

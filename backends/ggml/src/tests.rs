@@ -198,6 +198,16 @@ fn conv_transpose_1d_matches_naive() {
     let wv = seq(k * cout * cin, 1.0, 0.3);
     let xv = seq(l * cin, 1.5, 0.9);
     let out = run(&ctx, 1, &[(w, &wv), (x, &xv)], y).unwrap();
+    let direct: Vec<Vec<f32>> = (1..=3)
+        .map(|threads| {
+            let ctx = self::ctx();
+            let w = input(&ctx, "w", &[k as i64, cout as i64, cin as i64]);
+            let x = input(&ctx, "x", &[l as i64, cin as i64]);
+            let yd = ctx.conv_transpose_1d_direct(w, x, s).unwrap();
+            assert_eq!(yd.ne(), y.ne());
+            run(&ctx, threads, &[(w, &wv), (x, &xv)], yd).unwrap()
+        })
+        .collect();
     let lout = (l - 1) * s + k;
     let mut want = vec![0f32; cout * lout];
     for c in 0..cin {
@@ -210,6 +220,9 @@ fn conv_transpose_1d_matches_naive() {
         }
     }
     assert_close(&out, &want, 1e-5);
+    for d in &direct {
+        assert_close(d, &want, 1e-5);
+    }
 }
 
 #[test]

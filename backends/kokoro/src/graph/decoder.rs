@@ -10,34 +10,13 @@
 
 use tts_ggml::{Context, GgmlType, Tensor};
 
+use super::fused::{adain_act, Activation};
 use super::{conv1d, GraphError, KokoroWeights, Result};
 
-/// InstanceNorm eps.
-const EPS: f32 = 1e-5;
 /// LeakyReLU slope inside `AdainResBlk1d`.
 const SLOPE: f32 = 0.2;
 /// Decode blocks.
 pub const N_DECODE: usize = 4;
-
-/// `AdaIN1d`: `(1 + γ(s))·InstanceNorm(x) + β(s)` with `γ`, `β` the halves of `fc(s)`, stored as
-/// `{gamma}_weight`, `{gamma}_bias`, `{beta}_weight`, `{beta}_bias`. `x` `[T, C]`, `s` `[128]`.
-pub fn adain<'a>(
-    ctx: &'a Context,
-    w: &'a KokoroWeights,
-    gamma: &str,
-    beta: &str,
-    x: Tensor<'a>,
-    s: Tensor<'a>,
-) -> Result<Tensor<'a>> {
-    let c = x.ne()[1];
-    let g = ctx.mul_mat(w.tensor(&format!("{gamma}_weight"))?, s)?; // [C, 1]
-    let g = ctx.add(g, w.tensor(&format!("{gamma}_bias"))?)?;
-    let g = ctx.reshape(ctx.scale(g, 1.0, 1.0)?, &[1, c])?; // 1 + γ, [1, C]
-    let b = ctx.mul_mat(w.tensor(&format!("{beta}_weight"))?, s)?; // [C, 1]
-    let b = ctx.reshape(ctx.add(b, w.tensor(&format!("{beta}_bias"))?)?, &[1, c])?; // [1, C]
-    let cur = ctx.norm(x, EPS)?; // over time: InstanceNorm with biased variance
-    Ok(ctx.add(ctx.mul(cur, g)?, b)?)
-}
 
 /// Interleaves `a`, `b` `[T, C]` along time: `[a0, b0, a1, b1, …]` → `[2T, C]`.
 fn interleave<'a>(ctx: &'a Context, a: Tensor<'a>, b: Tensor<'a>) -> Result<Tensor<'a>> {
@@ -115,28 +94,28 @@ impl AdainResBlk1d {
     ) -> Result<Tensor<'a>> {
         let p = prefix;
         // Residual path.
-        let mut r = adain(
+        let mut r = adain_act(
             ctx,
             w,
             &format!("{p}.norm1_gamma"),
             &format!("{p}.norm1_beta"),
             x,
             s,
+            Activation::LeakyRelu(SLOPE),
         )?;
-        r = ctx.leaky_relu(r, SLOPE)?;
         if upsample {
             r = depthwise_upsample(ctx, w, p, r)?;
         }
         r = conv1d(ctx, w, &format!("{p}.conv1"), r, 1, 1, 1)?;
-        r = adain(
+        r = adain_act(
             ctx,
             w,
             &format!("{p}.norm2_gamma"),
             &format!("{p}.norm2_beta"),
             r,
             s,
+            Activation::LeakyRelu(SLOPE),
         )?;
-        r = ctx.leaky_relu(r, SLOPE)?;
         r = conv1d(ctx, w, &format!("{p}.conv2"), r, 1, 1, 1)?;
         // Shortcut.
         let mut sc = x;

@@ -12,7 +12,7 @@
 
 use tts_ggml::{Context, Tensor};
 
-use super::decoder::adain;
+use super::fused::{adain_act, Activation};
 use super::{conv1d, GraphError, KokoroWeights, Result};
 
 /// `upsample_rates`: stride of `ups.0`, `ups.1` (kernels are twice the stride).
@@ -31,14 +31,6 @@ const POST_SLOPE: f32 = 0.01;
 #[derive(Debug, Clone, Copy)]
 pub struct AdaInResBlock1;
 
-/// Snake: `x + sin²(α·x)/α`, `alpha` `[1, C, 1]` broadcast over time.
-fn snake<'a>(ctx: &'a Context, x: Tensor<'a>, alpha: Tensor<'a>) -> Result<Tensor<'a>> {
-    let c = alpha.ne()[1];
-    let a = ctx.reshape(alpha, &[1, c])?;
-    let s2 = ctx.sqr(ctx.sin(ctx.mul(x, a)?)?)?;
-    Ok(ctx.add(x, ctx.div(s2, a)?)?)
-}
-
 impl AdaInResBlock1 {
     /// `x` `[T, C]` → `[T, C]`.
     pub fn forward<'a>(
@@ -51,11 +43,27 @@ impl AdaInResBlock1 {
         for (j, &dil) in DILATIONS.iter().enumerate() {
             let p = format!("{prefix}.{j}");
             let k = w.tensor(&format!("{p}.convs1_weight"))?.ne()[0] as usize;
-            let mut t = adain(ctx, w, &format!("{p}.gamma1"), &format!("{p}.beta1"), x, s)?;
-            t = snake(ctx, t, w.tensor(&format!("{p}.alpha1"))?)?;
+            let snake1 = Activation::Snake(w.tensor(&format!("{p}.alpha1"))?);
+            let mut t = adain_act(
+                ctx,
+                w,
+                &format!("{p}.gamma1"),
+                &format!("{p}.beta1"),
+                x,
+                s,
+                snake1,
+            )?;
             t = conv1d(ctx, w, &format!("{p}.convs1"), t, 1, dil * (k - 1) / 2, dil)?;
-            t = adain(ctx, w, &format!("{p}.gamma2"), &format!("{p}.beta2"), t, s)?;
-            t = snake(ctx, t, w.tensor(&format!("{p}.alpha2"))?)?;
+            let snake2 = Activation::Snake(w.tensor(&format!("{p}.alpha2"))?);
+            t = adain_act(
+                ctx,
+                w,
+                &format!("{p}.gamma2"),
+                &format!("{p}.beta2"),
+                t,
+                s,
+                snake2,
+            )?;
             t = conv1d(ctx, w, &format!("{p}.convs2"), t, 1, (k - 1) / 2, 1)?;
             x = ctx.add(t, x)?;
         }
@@ -81,7 +89,11 @@ fn upsample<'a>(
         )));
     }
     let pad = (k - rate) / 2;
-    let full = ctx.conv_transpose_1d(kernel, x, rate)?; // [(L−1)·r + K, C_out]
+    let full = if kernel.ty() == tts_ggml::GgmlType::F32 {
+        ctx.conv_transpose_1d_direct(kernel, x, rate)? // one GEMM per tap, no col2im
+    } else {
+        ctx.conv_transpose_1d(kernel, x, rate)?
+    }; // [(L−1)·r + K, C_out]
     let [n_full, c_out, ..] = full.ne();
     let n = n_full - 2 * pad as i64;
     let es = std::mem::size_of::<f32>();

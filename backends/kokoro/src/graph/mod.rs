@@ -9,6 +9,7 @@
 //! * [`decoder`]: `AdaIN1d`, `AdainResBlk1d` (with the depthwise transposed-conv upsample) and the
 //!   `Decoder` body up to `generator_in`.
 //! * [`f0n`]: `ProsodyPredictor.F0Ntrain` (shared BiLSTM, F0 and N branches).
+//! * [`fused`]: `AdaIN1d` + its activation (LeakyReLU or Snake) as one custom op.
 //! * [`generator`]: the iSTFTNet `Generator` between the source STFT and the iSTFT.
 //! * [`harmonic`]: `SineGen` + `SourceModuleHnNSF` (the harmonic source) and its STFT (host).
 //! * [`istft`]: the generator's inverse STFT with the export's window-sum quirk (host).
@@ -30,6 +31,7 @@ pub mod albert;
 pub mod alignment;
 pub mod decoder;
 pub mod f0n;
+pub mod fused;
 pub mod generator;
 pub mod harmonic;
 pub mod istft;

@@ -7,7 +7,7 @@
 use tts_ggml::{Context, Tensor};
 
 use super::lstm::bilstm;
-use super::{layer_norm, KokoroWeights, Result};
+use super::{conv1d_tiled, layer_norm, KokoroWeights, Result};
 
 /// CNN layers.
 pub const N_LAYERS: usize = 3;
@@ -29,7 +29,14 @@ impl TextEncoder {
         let mut cur = ctx.get_rows(w.tensor(&format!("{p}.embedding_weight"))?, ids)?; // [512, T]
         for il in 0..N_LAYERS {
             let x = ctx.cont(ctx.transpose(cur)?)?; // [T, 512]
-            let x = ctx.conv_1d(w.tensor(&format!("{p}.layers.{il}.weight"))?, x, 1, PADDING, 1)?; // [T, 512, 1]
+            let x = conv1d_tiled(
+                ctx,
+                w.tensor(&format!("{p}.layers.{il}.weight"))?,
+                x,
+                1,
+                PADDING,
+                1,
+            )?; // [T, 512, 1]
             let x = ctx.cont(ctx.transpose(x)?)?; // [512, T]
             let x = ctx.add(x, w.tensor(&format!("{p}.layers.{il}.bias"))?)?; // [512, T]
             let x = layer_norm(
