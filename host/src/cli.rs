@@ -12,7 +12,7 @@ use tts_backend_api::{BackendConfig, SamplingParams};
 
 use crate::audio::AudioFormat;
 use crate::auth::{ApiKeys, Secret};
-use crate::config::{hardware_threads, Config, TlsFiles};
+use crate::config::{default_threads_per_instance, hardware_threads, Config, TlsFiles};
 
 /// Short flags as TTS.cpp spells them, and their long names.
 const SHORT_FLAGS: &[(&str, &str)] = &[
@@ -91,7 +91,8 @@ pub struct Args {
     #[arg(long, env = "TTS_TOPK", default_value_t = 50)]
     pub topk: u32,
 
-    /// Compute threads per backend instance (TTS.cpp `-nt`); default: hardware concurrency.
+    /// Compute threads per backend instance (TTS.cpp `-nt`); default: the hardware threads
+    /// divided among the `--n-parallelism` instances (at least 1).
     #[arg(long, env = "TTS_N_THREADS")]
     pub n_threads: Option<usize>,
 
@@ -365,7 +366,9 @@ impl Args {
             backend,
             backend_config: BackendConfig {
                 model_path: self.model_path,
-                n_threads: self.n_threads.unwrap_or_else(hardware_threads),
+                n_threads: self
+                    .n_threads
+                    .unwrap_or_else(|| default_threads_per_instance(hardware_threads(), self.n_parallelism)),
                 use_metal: self.use_metal,
                 voice: self.voice,
                 espeak_voice_id: self.espeak_voice_id,
@@ -505,6 +508,14 @@ mod tests {
         assert_eq!(a.host, "127.0.0.1");
         let c = a.into_config().unwrap();
         assert_eq!(c.backend_config.n_threads, hardware_threads());
+        let c = Args::parse_from(normalize_args(args("--backend x.so -np 2")))
+            .into_config()
+            .unwrap();
+        assert_eq!(c.backend_config.n_threads, (hardware_threads() / 2).max(1));
+        assert_eq!(default_threads_per_instance(16, 4), 4);
+        assert_eq!(default_threads_per_instance(2, 4), 1);
+        assert_eq!(default_threads_per_instance(3, 2), 1);
+        assert_eq!(default_threads_per_instance(8, 1), 8);
         assert_eq!(c.n_http_threads, hardware_threads().saturating_sub(1).max(1));
         assert_eq!(c.default_format, AudioFormat::Wav);
     }

@@ -105,3 +105,10 @@ impl Config {
 pub fn hardware_threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
+
+/// Default compute threads per backend instance: the hardware threads divided among the
+/// `n_parallelism` instances (at least 1), so that busy instances never oversubscribe the
+/// cores (a spinning ggml barrier with more threads than cores wastes whole time slices).
+pub fn default_threads_per_instance(hardware: usize, n_parallelism: usize) -> usize {
+    (hardware / n_parallelism.max(1)).max(1)
+}
