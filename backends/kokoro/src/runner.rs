@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, Scheduler, Tensor};
 
+use crate::dsp::alignment::{alignment_matrix, n_frames};
+use crate::dsp::harmonic::{harmonic_source, stft, stft_frames};
+use crate::dsp::istft::istft;
 use crate::graph::albert::{bert_encoder, CustomAlbert, HIDDEN};
-use crate::graph::alignment::{alignment_matrix, n_frames};
 use crate::graph::decoder::Decoder;
 use crate::graph::f0n::F0Ntrain;
 use crate::graph::generator::Generator;
-use crate::graph::harmonic::{harmonic_source, stft, stft_frames};
-use crate::graph::istft::istft;
 use crate::graph::prosody::{round_durations, DurationEncoder, ProsodyPredictor, STYLE_DIM};
 use crate::graph::text_encoder::TextEncoder;
 use crate::graph::{GraphError, KokoroWeights, Result};

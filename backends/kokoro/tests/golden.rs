@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use support::golden::{compare_f32, fixtures, golden_name, report, Row, REL_TOL};
 use support::{model_path, npz};
-use tts_backend_kokoro::graph::alignment::{alignment_matrix, expand};
+use tts_backend_kokoro::dsp::alignment::{alignment_matrix, expand};
 use tts_backend_kokoro::graph::KokoroWeights;
 use tts_backend_kokoro::runner::{KokoroRunner, Trace, TraceData};
 use tts_backend_kokoro::KokoroModelFile;

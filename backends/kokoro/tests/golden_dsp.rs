@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use support::golden::{compare_f32, fixtures, golden_name, report, Row, REL_TOL};
 use support::{model_path, npz};
-use tts_backend_kokoro::graph::harmonic::{harmonic_source, stft, N_BINS};
-use tts_backend_kokoro::graph::istft::istft;
+use tts_backend_kokoro::dsp::harmonic::{harmonic_source, stft, N_BINS};
+use tts_backend_kokoro::dsp::istft::istft;
 use tts_backend_kokoro::KokoroModelFile;
 
 /// `har_source`: max abs (golden-reference.md §4).

@@ -1,8 +1,8 @@
 //! The iSTFTNet generator body: two upsampling stages (LeakyReLU, padded transposed conv, the
 //! harmonic source through `noise_convs` + an `AdaINResBlock1`, the mean of three Snake
 //! resblocks), then LeakyReLU and `conv_post`. The harmonic source and its STFT come in from
-//! the host ([`super::harmonic`]); the iSTFT of the result runs on the host too
-//! ([`super::istft`]).
+//! the host ([`crate::dsp::harmonic`]); the iSTFT of the result runs on the host too
+//! ([`crate::dsp::istft`]).
 //!
 //! Reference: `AdaINResBlock1` and `Generator` in
 //! <https://github.com/hexgrad/kokoro/blob/4b647d3/kokoro/istftnet.py>; kokoro-model.md §3 step 12
@@ -89,7 +89,7 @@ fn upsample<'a>(
         )));
     }
     let pad = (k - rate) / 2;
-    let full = if kernel.ty() == tts_ggml::GgmlType::F32 {
+    let full = if matches!(kernel.ty(), tts_ggml::GgmlType::F32 | tts_ggml::GgmlType::F16) {
         ctx.conv_transpose_1d_direct(kernel, x, rate)? // one GEMM per tap, no col2im
     } else {
         ctx.conv_transpose_1d(kernel, x, rate)?

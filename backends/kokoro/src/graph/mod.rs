@@ -5,17 +5,17 @@
 //!   kept alive through the `Arc`), plus the fused recurrent LSTM matrices the custom LSTM op
 //!   reads on the host. Shared read-only by every request (`Send + Sync`, put it in an `Arc`).
 //! * [`albert`]: `CustomAlbert` (PL-BERT) and the `bert_encoder` projection.
-//! * [`alignment`]: `pred_aln_trg` and the frame expansion `x·A` (host).
 //! * [`decoder`]: `AdaIN1d`, `AdainResBlk1d` (with the depthwise transposed-conv upsample) and the
 //!   `Decoder` body up to `generator_in`.
 //! * [`f0n`]: `ProsodyPredictor.F0Ntrain` (shared BiLSTM, F0 and N branches).
 //! * [`fused`]: `AdaIN1d` + its activation (LeakyReLU or Snake) as one custom op.
 //! * [`generator`]: the iSTFTNet `Generator` between the source STFT and the iSTFT.
-//! * [`harmonic`]: `SineGen` + `SourceModuleHnNSF` (the harmonic source) and its STFT (host).
-//! * [`istft`]: the generator's inverse STFT with the export's window-sum quirk (host).
 //! * [`lstm`]: the bidirectional `nn.LSTM` as one input projection + a custom recurrence op.
 //! * [`prosody`]: `DurationEncoder` and the duration head of `ProsodyPredictor`.
 //! * [`text_encoder`]: `TextEncoder` (CNN + BiLSTM).
+//!
+//! The host-side steps between the graphs (alignment, harmonic source, STFT, iSTFT) are in
+//! [`crate::dsp`].
 //!
 //! The text side works channel-major: activations are `ne = [C, T]` (ggml order, `ne0` fastest),
 //! which is the memory order of the goldens' `[1, T, C]` arrays. The convolutional side (F0/N
@@ -28,13 +28,10 @@
 //! `shared/docs/kokoro-model.md` §4.
 
 pub mod albert;
-pub mod alignment;
 pub mod decoder;
 pub mod f0n;
 pub mod fused;
 pub mod generator;
-pub mod harmonic;
-pub mod istft;
 pub mod lstm;
 pub mod prosody;
 pub mod text_encoder;
@@ -276,7 +273,7 @@ pub(crate) fn conv1d_named<'a>(
 /// at most `CONV_TILE · K · C_in` floats (92 MB for that conv) whatever the length.
 pub const CONV_TILE: i64 = 16_384;
 
-/// The convolution of `x` `[T, C_in]`: [`Context::conv_1d_direct`] for F32 kernels (no im2col
+/// The convolution of `x` `[T, C_in]`: [`Context::conv_1d_direct`] for F32 and F16 kernels (no im2col
 /// buffer), else [`Context::conv_1d`] cut along time into tiles of at most [`CONV_TILE`]
 /// outputs so that the im2col buffer stays bounded; exact (each output is the same dot
 /// product), the tiles are concatenated pairwise.
@@ -289,7 +286,7 @@ pub(crate) fn conv1d_tiled<'a>(
     dilation: usize,
 ) -> Result<Tensor<'a>> {
     let [l, c_in, n3, n4] = x.ne();
-    if kernel.ty() == GgmlType::F32 && n3 == 1 && n4 == 1 {
+    if matches!(kernel.ty(), GgmlType::F32 | GgmlType::F16) && n3 == 1 && n4 == 1 {
         // K shifted GEMMs over the input in place: no im2col buffer to bound.
         return Ok(ctx.conv_1d_direct(kernel, x, stride, padding, dilation)?);
     }

@@ -10,7 +10,7 @@
 //! `w[m]²`, and nothing else, so the interior is exactly 1.5× louder than `torch.istft`'s.
 
 use super::harmonic::{dft_tables, HOP, N_BINS, N_FFT, N_SPEC_ROWS};
-use super::{GraphError, Result};
+use crate::graph::{GraphError, Result};
 
 /// Samples cropped from the start of the overlap-add (`center=True` padding of the STFT).
 const CROP: usize = N_FFT / 2;

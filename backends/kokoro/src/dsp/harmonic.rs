@@ -16,7 +16,7 @@ use std::f32::consts::PI as PI_F32;
 use std::f64::consts::PI;
 use std::sync::OnceLock;
 
-use super::{GraphError, Result};
+use crate::graph::{GraphError, Result};
 use crate::hparams::{N_HARMONICS, SAMPLE_RATE};
 
 /// Output samples per `F0_pred` value: `prod(upsample_rates) · gen_istft_hop_size` = 10·6·5.
