@@ -215,9 +215,11 @@ pub(crate) fn conv_transpose1d_rows(
 
 impl crate::Context {
     /// `nn.Conv1d` without bias on a time-major F32 input `data` `[T, C_in]` (made contiguous
-    /// first when it is not) with an F32 kernel `[K, C_in, C_out]` → `[T_out, C_out]`, as K
-    /// shifted GEMMs (see the module docs): no im2col buffer, so the memory is the output
-    /// only, whatever the length. ggml's threads share the output channels.
+    /// first when it is not) with an F32 or F16 kernel `[K, C_in, C_out]` →
+    /// `[T_out, C_out]`, as K shifted GEMMs (see the module docs): no im2col buffer, so the
+    /// memory is the output only, whatever the length. ggml's threads share the output
+    /// channels; a 16-bit kernel is widened to f32 per call, each thread its own channels
+    /// (`C_in · K` values per channel: small next to the `T_out`-fold GEMM work).
     ///
     /// The result equals [`conv_1d`](crate::Context::conv_1d)'s up to f32 rounding.
     ///
@@ -233,14 +235,19 @@ impl crate::Context {
     ) -> crate::Result<crate::Tensor<'a>> {
         use crate::{GgmlError, GgmlType, Split};
         const OP: &str = "conv_1d_direct";
-        for (operand, t) in [("kernel", &kernel), ("data", &data)] {
-            if t.ty() != GgmlType::F32 {
-                return Err(GgmlError::Type {
-                    op: OP,
-                    operand,
-                    ty: t.type_name(),
-                });
-            }
+        if !matches!(kernel.ty(), GgmlType::F32 | GgmlType::F16) {
+            return Err(GgmlError::Type {
+                op: OP,
+                operand: "kernel",
+                ty: kernel.type_name(),
+            });
+        }
+        if data.ty() != GgmlType::F32 {
+            return Err(GgmlError::Type {
+                op: OP,
+                operand: "data",
+                ty: data.type_name(),
+            });
         }
         if !kernel.is_contiguous() {
             return Err(GgmlError::Layout {
@@ -284,14 +291,32 @@ impl crate::Context {
             self.cont(data)?
         };
         let ne = [t_out as i64, c_out, 1, 1];
-        self.custom(ne, &[kernel, data], Split::Outer(1), move |args| {
-            let (w, x) = (args.srcs[0].data, args.srcs[1].data);
-            conv1d_rows(&shape, x, w, args.blocks.clone(), args.dst);
+        self.custom_16(OP, ne, &[kernel, data], Split::Outer(1), move |args| {
+            let (w, x, rows) = (&args.srcs[0], args.srcs[1].data, args.blocks.clone());
+            if w.ty == GgmlType::F32 {
+                conv1d_rows(&shape, x, w.data, rows, args.dst);
+                return;
+            }
+            // This thread's output channels are contiguous rows of `C_in · K` kernel values.
+            let row = shape.c_in * shape.k;
+            let es = w.ty.type_size();
+            let w_rows =
+                w.ty.to_f32(
+                    &w.bytes[rows.start * row * es..rows.end * row * es],
+                    rows.len() * row,
+                )
+                .expect("a 16-bit kernel converts (type checked when the op was built)");
+            let part = ConvShape {
+                c_out: rows.len(),
+                ..shape
+            };
+            conv1d_rows(&part, x, &w_rows, 0..rows.len(), args.dst);
         })
     }
 
     /// `ConvTranspose1d` without bias, padding or output padding on a time-major F32 input
-    /// `data` `[L, C_in]` with an F32 kernel `[K, C_out, C_in]` (PyTorch's `(C_in, C_out, K)`)
+    /// `data` `[L, C_in]` with an F32 or F16 kernel `[K, C_out, C_in]` (PyTorch's
+    /// `(C_in, C_out, K)`; a 16-bit kernel is widened per call, each thread its channels)
     /// → `[(L − 1)·stride + K, C_out]`, as one GEMM per tap into a strided view of the output
     /// (no col2im buffer). ggml's threads share the output channels.
     ///
@@ -308,14 +333,19 @@ impl crate::Context {
     ) -> crate::Result<crate::Tensor<'a>> {
         use crate::{GgmlError, GgmlType, Split};
         const OP: &str = "conv_transpose_1d_direct";
-        for (operand, t) in [("kernel", &kernel), ("data", &data)] {
-            if t.ty() != GgmlType::F32 {
-                return Err(GgmlError::Type {
-                    op: OP,
-                    operand,
-                    ty: t.type_name(),
-                });
-            }
+        if !matches!(kernel.ty(), GgmlType::F32 | GgmlType::F16) {
+            return Err(GgmlError::Type {
+                op: OP,
+                operand: "kernel",
+                ty: kernel.type_name(),
+            });
+        }
+        if data.ty() != GgmlType::F32 {
+            return Err(GgmlError::Type {
+                op: OP,
+                operand: "data",
+                ty: data.type_name(),
+            });
         }
         if !kernel.is_contiguous() {
             return Err(GgmlError::Layout {
@@ -352,9 +382,24 @@ impl crate::Context {
             self.cont(data)?
         };
         let ne = [l_full as i64, c_out as i64, 1, 1];
-        self.custom(ne, &[kernel, data], Split::Outer(1), move |args| {
-            let (w, x) = (args.srcs[0].data, args.srcs[1].data);
-            conv_transpose1d_rows(l, c_in, c_out, k, stride, x, w, args.blocks.clone(), args.dst);
+        self.custom_16(OP, ne, &[kernel, data], Split::Outer(1), move |args| {
+            let (w, x, rows) = (&args.srcs[0], args.srcs[1].data, args.blocks.clone());
+            if w.ty == GgmlType::F32 {
+                conv_transpose1d_rows(l, c_in, c_out, k, stride, x, w.data, rows, args.dst);
+                return;
+            }
+            // For each input channel, this thread's output channels are `rows.len() · K`
+            // contiguous kernel values: gather and widen them into a `[K, m, C_in]` kernel.
+            let (m, es) = (rows.len(), w.ty.type_size());
+            let mut w_rows = Vec::with_capacity(c_in * m * k);
+            for ci in 0..c_in {
+                let start = (ci * c_out + rows.start) * k * es;
+                let seg =
+                    w.ty.to_f32(&w.bytes[start..start + m * k * es], m * k)
+                        .expect("a 16-bit kernel converts (type checked when the op was built)");
+                w_rows.extend_from_slice(&seg);
+            }
+            conv_transpose1d_rows(l, c_in, m, k, stride, x, &w_rows, 0..m, args.dst);
         })
     }
 }

@@ -29,13 +29,18 @@ pub enum Split {
     Outer(usize),
 }
 
-/// A read-only input of a custom op: dense F32 data in ggml order.
+/// A read-only input of a custom op, dense, in ggml order.
 #[derive(Debug, Clone, Copy)]
 pub struct SrcView<'a> {
-    /// All elements, `ne[0]` fastest.
+    /// All elements, `ne[0]` fastest, for an F32 source; empty for the other types (only ops
+    /// built by this crate take those: see `bytes`).
     pub data: &'a [f32],
     /// Shape, ggml order.
     pub ne: [usize; 4],
+    /// The element type.
+    pub ty: GgmlType,
+    /// The source's bytes (ggml's layout of `ty`; for F32 the bytes of `data`).
+    pub bytes: &'a [u8],
 }
 
 /// What a custom-op closure receives on one thread.
@@ -109,11 +114,23 @@ unsafe fn run(
             .map(|&s| {
                 let ne = dims(s);
                 let n: usize = ne.iter().product();
-                // SAFETY: a live, allocated, dense F32 source (function contract); `n`
-                // elements from its data pointer are inside its buffer; read-only while the op
-                // runs (no thread writes a source of a running node).
-                let data = unsafe { std::slice::from_raw_parts((*s).data as *const f32, n) };
-                SrcView { data, ne }
+                // SAFETY: a live tensor header (function contract).
+                let (raw_ty, data_ptr) = unsafe { ((*s).type_, (*s).data) };
+                // Unreachable fallback: the op builders accept known types only.
+                let ty = GgmlType::from_raw(raw_ty).unwrap_or(GgmlType::F32);
+                // SAFETY: a live, allocated, dense source (function contract) of `ggml_nbytes`
+                // bytes from its data pointer; read-only while the op runs (no thread writes a
+                // source of a running node).
+                let bytes = unsafe { std::slice::from_raw_parts(data_ptr as *const u8, sys::ggml_nbytes(s)) };
+                let data = if raw_ty == sys::GGML_TYPE_F32 {
+                    // SAFETY: an F32 source (checked when the op was built: only F32 sources
+                    // and the 16-bit kernels of `custom_typed` are accepted) holds `n` aligned
+                    // floats from its data pointer.
+                    unsafe { std::slice::from_raw_parts(data_ptr as *const f32, n) }
+                } else {
+                    &[]
+                };
+                SrcView { data, ne, ty, bytes }
             })
             .collect();
         // SAFETY: dst is dense F32 (contract); `blocks` of different threads are disjoint
@@ -202,6 +219,26 @@ unsafe extern "C" fn trampoline_n(dst: *mut sys::ggml_tensor, ith: c_int, nth: c
 
 fn check_src(op: &'static str, t: &Tensor<'_>) -> Result<()> {
     if t.ty() != GgmlType::F32 {
+        return Err(GgmlError::Type {
+            op,
+            operand: "source",
+            ty: t.type_name(),
+        });
+    }
+    if !t.is_contiguous() {
+        return Err(GgmlError::Layout {
+            op,
+            operand: "source",
+            requirement: "contiguous (use cont first)",
+        });
+    }
+    Ok(())
+}
+
+/// As [`check_src`], also accepting F16 (the 16-bit kernels the convolutions
+/// widen per call).
+fn check_src_16(op: &'static str, t: &Tensor<'_>) -> Result<()> {
+    if !matches!(t.ty(), GgmlType::F32 | GgmlType::F16) {
         return Err(GgmlError::Type {
             op,
             operand: "source",
@@ -379,10 +416,41 @@ impl Context {
     where
         F: Fn(CustomArgs<'_>) + Send + Sync + 'static,
     {
-        const OP: &str = "custom";
+        self.custom_checked("custom", ne, srcs, check_src, split, f)
+    }
+
+    /// As [`custom`](Self::custom), with F16 sources accepted too (their
+    /// [`SrcView::data`] is empty: the closure reads [`SrcView::bytes`]); for this crate's ops
+    /// that widen a 16-bit kernel themselves.
+    pub(crate) fn custom_16<'a, F>(
+        &'a self,
+        op: &'static str,
+        ne: [i64; 4],
+        srcs: &[Tensor<'a>],
+        split: Split,
+        f: F,
+    ) -> Result<Tensor<'a>>
+    where
+        F: Fn(CustomArgs<'_>) + Send + Sync + 'static,
+    {
+        self.custom_checked(op, ne, srcs, check_src_16, split, f)
+    }
+
+    fn custom_checked<'a, F>(
+        &'a self,
+        op: &'static str,
+        ne: [i64; 4],
+        srcs: &[Tensor<'a>],
+        check: fn(&'static str, &Tensor<'_>) -> Result<()>,
+        split: Split,
+        f: F,
+    ) -> Result<Tensor<'a>>
+    where
+        F: Fn(CustomArgs<'_>) + Send + Sync + 'static,
+    {
         if srcs.is_empty() || srcs.len() >= crate::consts::MAX_SRC {
             return Err(GgmlError::Argument {
-                op: OP,
+                op,
                 detail: format!(
                     "{} sources, expected 1..={}",
                     srcs.len(),
@@ -392,20 +460,20 @@ impl Context {
         }
         if ne.iter().any(|&n| n < 1) {
             return Err(GgmlError::Shape {
-                op: OP,
+                op,
                 detail: format!("output shape {ne:?} has a dimension < 1"),
             });
         }
-        crate::context::checked_elements(OP, &ne)?;
+        crate::context::checked_elements(op, &ne)?;
         for s in srcs {
-            check_src(OP, s)?;
+            check(op, s)?;
         }
-        check_split(OP, split)?;
+        check_split(op, split)?;
         self.ensure_tensors(1)?;
         let ud = self.register(Box::new(f), split);
         let mut args: Vec<*mut sys::ggml_tensor> = srcs.iter().map(|t| t.raw()).collect();
-        // SAFETY: live context with room; `args` holds `n_args < GGML_MAX_SRC` live dense F32
-        // tensors; the output is a new dense F32 tensor; `ud` lives as long as the context;
+        // SAFETY: live context with room; `args` holds `n_args < GGML_MAX_SRC` live dense
+        // tensors (F32, or F16 through `custom_16`, which `run` does not read as floats); the output is a new dense F32 tensor; `ud` lives as long as the context;
         // `trampoline_n` matches `ggml_custom_op_t`.
         let p = unsafe {
             sys::ggml_custom_4d(
@@ -422,6 +490,6 @@ impl Context {
                 ud,
             )
         };
-        self.finish_custom(OP, p)
+        self.finish_custom(op, p)
     }
 }

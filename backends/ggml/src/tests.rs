@@ -188,6 +188,55 @@ fn conv_1d_direct_matches_naive_on_every_thread_count() {
 }
 
 #[test]
+fn direct_convs_widen_16_bit_kernels_on_every_thread_count() {
+    // Kernel values exact in f16 (multiples of 1/8 below 2), so the widened kernel is
+    // the f32 one and the results match the f32 definitions to f32 rounding.
+    let exact = |n: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7 % 17) as f32 - 8.0) * 0.125).collect() };
+    for ty in [GgmlType::F16] {
+        for threads in 1..=3 {
+            let (cin, cout, k, l, s, p, d) = (3usize, 5usize, 3usize, 13usize, 1usize, 2usize, 2usize);
+            let ctx = ctx();
+            let w = input(&ctx, "w", &[k as i64, cin as i64, cout as i64]);
+            let x = input(&ctx, "x", &[l as i64, cin as i64]);
+            let y = ctx.conv_1d_direct(ctx.cast(w, ty).unwrap(), x, s, p, d).unwrap();
+            let (wv, xv) = (exact(k * cin * cout), seq(l * cin, 2.0, 0.7));
+            let out = run(&ctx, threads, &[(w, &wv), (x, &xv)], y).unwrap();
+            assert_close(&out, &naive_conv1d(&wv, &xv, 1, cin, cout, k, l, s, p, d), 1e-5);
+
+            let (cin, cout, k, l, s) = (2usize, 3usize, 4usize, 5usize, 2usize);
+            let ctx = self::ctx();
+            let w = input(&ctx, "w", &[k as i64, cout as i64, cin as i64]);
+            let x = input(&ctx, "x", &[l as i64, cin as i64]);
+            let y = ctx
+                .conv_transpose_1d_direct(ctx.cast(w, ty).unwrap(), x, s)
+                .unwrap();
+            let (wv, xv) = (exact(k * cout * cin), seq(l * cin, 1.5, 0.9));
+            let out = run(&ctx, threads, &[(w, &wv), (x, &xv)], y).unwrap();
+            let lout = (l - 1) * s + k;
+            let mut want = vec![0f32; cout * lout];
+            for c in 0..cin {
+                for o in 0..cout {
+                    for t in 0..l {
+                        for j in 0..k {
+                            want[o * lout + t * s + j] += xv[c * l + t] * wv[(c * cout + o) * k + j];
+                        }
+                    }
+                }
+            }
+            assert_close(&out, &want, 1e-5);
+        }
+    }
+    // A quantized kernel is refused at build time.
+    let ctx = ctx();
+    let w = ctx.new_tensor(GgmlType::Q8_0, &[32, 2, 2]).unwrap();
+    let x = input(&ctx, "x", &[40, 2]);
+    assert!(matches!(
+        ctx.conv_1d_direct(w, x, 1, 0, 1),
+        Err(GgmlError::Type { .. })
+    ));
+}
+
+#[test]
 fn conv_transpose_1d_matches_naive() {
     // torch ConvTranspose1d(Cin=2, Cout=3, K=4, stride=2), weight (Cin, Cout, K) = ggml [K, Cout, Cin].
     let (cin, cout, k, l, s) = (2usize, 3usize, 4usize, 5usize, 2usize);
