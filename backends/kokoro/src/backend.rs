@@ -86,7 +86,6 @@ use tts_espeak_ng::{EspeakConfig, EspeakError, Phonemizer as Espeak, VoiceEntry}
 use crate::graph::{GraphError, KokoroWeights};
 use crate::model_file::KokoroModelFile;
 use crate::runner::KokoroRunner;
-use crate::runner::Trace;
 use crate::text::chunk::{ChunkOptions, Chunker, FIRST_CHUNK_TOKENS, MAX_TOKENS};
 use crate::text::languages::{EspeakLanguages, ResolvedLanguage};
 use crate::text::normalize::{normalize_english_with, DateOrder, NormalizeOptions};
@@ -641,8 +640,7 @@ impl KokoroBackend {
         ids.push(pad);
         let ref_s = pack.ref_s(tokens.len());
         let runner = self.runner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut trace = Trace::default().with_abort(abort);
-        match runner.synthesize_traced(&ids, &ref_s, speed, &mut trace) {
+        match runner.synthesize_until(&ids, &ref_s, speed, abort) {
             Ok(synthesis) => Ok(Some(synthesis.audio)),
             Err(GraphError::Aborted) => Ok(None),
             Err(GraphError::TooLong(msg)) => Err(BackendError::too_long(msg)),

@@ -22,7 +22,9 @@ pub mod hparams;
 pub mod inspect;
 pub mod model_file;
 pub mod runner;
+pub mod stages;
 pub mod text;
+pub mod trace;
 pub mod voice;
 pub mod weights;
 

@@ -4,11 +4,11 @@
 //! (thread count); every call builds a fresh context, graph and compute buffer (the per-request
 //! state) and returns owned outputs. One runner per worker thread; weights shared by all.
 //!
-//! Besides the whole duration graph ([`KokoroRunner::durations`]: token ids, voice row, speed →
-//! `pred_dur`), each stage can run alone on given inputs ([`KokoroRunner::albert`],
-//! [`KokoroRunner::bert_encoder`], [`KokoroRunner::duration_head`],
-//! [`KokoroRunner::text_encoder`]), which is how the golden tests feed each stage the golden
-//! inputs (teacher forcing).
+//! This is the production path: the duration graph ([`KokoroRunner::durations`]: token ids,
+//! voice row, speed → `pred_dur`) and the whole synthesis ([`KokoroRunner::synthesize`], with an
+//! abort check: [`KokoroRunner::synthesize_until`]). Running one stage alone on given inputs
+//! (teacher forcing, for the golden tests) is in [`crate::stages`]; capturing intermediates
+//! ([`KokoroRunner::synthesize_traced`]) in [`crate::trace`].
 
 use std::sync::Arc;
 
@@ -17,13 +17,14 @@ use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, 
 use crate::dsp::alignment::{alignment_matrix, n_frames};
 use crate::dsp::harmonic::{harmonic_source, stft, stft_frames};
 use crate::dsp::istft::istft;
-use crate::graph::albert::{bert_encoder, CustomAlbert, HIDDEN};
+use crate::graph::albert::{bert_encoder, CustomAlbert};
 use crate::graph::decoder::Decoder;
 use crate::graph::f0n::F0Ntrain;
 use crate::graph::generator::Generator;
 use crate::graph::prosody::{round_durations, DurationEncoder, ProsodyPredictor, STYLE_DIM};
 use crate::graph::text_encoder::TextEncoder;
 use crate::graph::{GraphError, KokoroWeights, Result};
+use crate::trace::Trace;
 
 /// Maximum tokens per chunk including BOS/EOS (ALBERT positions).
 pub const MAX_TOKENS: usize = 512;
@@ -34,13 +35,13 @@ const GRAPH_SIZE: usize = 8192;
 /// Scheduler capacity: nodes plus leafs (weights) of the largest graph.
 const SCHED_SIZE: usize = 2 * GRAPH_SIZE;
 /// `bert_encoder` output channels.
-const D_MODEL: usize = 512;
+pub(crate) const D_MODEL: usize = 512;
 /// DurationEncoder output channels (512 + style).
-const D_CHANNELS: usize = 640;
+pub(crate) const D_CHANNELS: usize = 640;
 /// Decoder output channels (`generator_in`).
-const GEN_CHANNELS: usize = 512;
+pub(crate) const GEN_CHANNELS: usize = 512;
 /// STFT magnitude + phase channels of the harmonic source.
-const HAR_CHANNELS: usize = 22;
+pub(crate) const HAR_CHANNELS: usize = 22;
 /// The harmonic source's `l_linear` (9 → 1).
 const M_SOURCE_WEIGHT: &str = "kokoro.decoder.generator.m_source_weight";
 const M_SOURCE_BIAS: &str = "kokoro.decoder.generator.m_source_bias";
@@ -82,7 +83,7 @@ pub struct KokoroRunner {
     scheduled: Option<Option<ComputeDevice>>,
 }
 
-fn new_context() -> Result<Context> {
+pub(crate) fn new_context() -> Result<Context> {
     Ok(Context::new(
         ContextParams::default()
             .with_n_tensors(GRAPH_SIZE)
@@ -90,7 +91,7 @@ fn new_context() -> Result<Context> {
     )?)
 }
 
-fn check_ids(ids: &[i32]) -> Result<()> {
+pub(crate) fn check_ids(ids: &[i32]) -> Result<()> {
     if ids.is_empty() || ids.len() > MAX_TOKENS {
         return Err(GraphError::Input(format!(
             "{} tokens, expected 1..={MAX_TOKENS} (BOS/EOS included)",
@@ -100,7 +101,7 @@ fn check_ids(ids: &[i32]) -> Result<()> {
     Ok(())
 }
 
-fn check_len(what: &str, data: &[f32], n: usize) -> Result<()> {
+pub(crate) fn check_len(what: &str, data: &[f32], n: usize) -> Result<()> {
     if data.len() != n {
         return Err(GraphError::Input(format!(
             "{what}: {} values, expected {n}",
@@ -110,7 +111,7 @@ fn check_len(what: &str, data: &[f32], n: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_frames(n_f: usize) -> Result<()> {
+pub(crate) fn check_frames(n_f: usize) -> Result<()> {
     if n_f > MAX_FRAMES {
         return Err(GraphError::TooLong(format!(
             "{n_f} audio frames ({:.0} s) in one piece; at most {MAX_FRAMES} ({:.0} s)",
@@ -126,7 +127,7 @@ fn check_frames(n_f: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_speed(speed: f32) -> Result<()> {
+pub(crate) fn check_speed(speed: f32) -> Result<()> {
     if !(speed.is_finite() && speed > 0.0) {
         return Err(GraphError::Input(format!("speed {speed} must be finite and > 0")));
     }
@@ -134,7 +135,7 @@ fn check_speed(speed: f32) -> Result<()> {
 }
 
 /// Inputs of a graph with the values to upload.
-enum Input<'a, 'v> {
+pub(crate) enum Input<'a, 'v> {
     F32(Tensor<'a>, &'v [f32]),
     I32(Tensor<'a>, Vec<i32>),
 }
@@ -185,7 +186,7 @@ impl KokoroRunner {
 
     /// Allocates, uploads, computes and reads back `outputs` (already marked as outputs), and
     /// every tensor of the graph whose name `trace` asks for.
-    fn compute<'a>(
+    pub(crate) fn compute<'a>(
         &self,
         ctx: &'a Context,
         inputs: Vec<Input<'a, '_>>,
@@ -228,7 +229,7 @@ impl KokoroRunner {
         if trace.aborted() {
             return Err(GraphError::Aborted);
         }
-        match trace.abort {
+        match trace.abort() {
             Some(abort) => run.compute_until(abort).map_err(|e| match e {
                 tts_ggml::GgmlError::Aborted => GraphError::Aborted,
                 other => other.into(),
@@ -243,7 +244,7 @@ impl KokoroRunner {
         outputs.iter().map(|&o| Ok(run.get_f32(o)?)).collect()
     }
 
-    fn ids_inputs<'a, 'v>(
+    pub(crate) fn ids_inputs<'a, 'v>(
         ctx: &'a Context,
         ids: &[i32],
         with_pos: bool,
@@ -267,52 +268,7 @@ impl KokoroRunner {
         Ok((ids_t, pos, inputs))
     }
 
-    /// ALBERT alone: token ids (BOS/EOS included) → `bert_last_hidden_state` `[768, T]`.
-    pub fn albert(&self, ids: &[i32]) -> Result<Vec<f32>> {
-        check_ids(ids)?;
-        let ctx = new_context()?;
-        let w = &*self.weights;
-        let (ids_t, pos, inputs) = Self::ids_inputs(&ctx, ids, true)?;
-        let pos = pos.ok_or_else(|| GraphError::Input("positions".into()))?;
-        let out = CustomAlbert::forward(&ctx, w, ids_t, pos)?.set_output()?; // [768, T]
-        let mut res = self.compute(&ctx, inputs, &[out], &mut Trace::default())?;
-        res.pop().ok_or_else(|| GraphError::Input("no output".into()))
-    }
-
-    /// `bert_encoder` alone: `[768, T]` → `bert_encoder_out` `[512, T]`.
-    pub fn bert_encoder(&self, bert: &[f32]) -> Result<Vec<f32>> {
-        let n_t = bert.len() / HIDDEN as usize;
-        check_len("bert_last_hidden_state", bert, n_t * HIDDEN as usize)?;
-        let ctx = new_context()?;
-        let x = ctx
-            .new_tensor_2d(GgmlType::F32, HIDDEN, n_t as i64)?
-            .set_name("bert_last_hidden_state")?
-            .set_input()?;
-        let out = bert_encoder(&ctx, &self.weights, x)?.set_output()?; // [512, T]
-        let mut res = self.compute(&ctx, vec![Input::F32(x, bert)], &[out], &mut Trace::default())?;
-        res.pop().ok_or_else(|| GraphError::Input("no output".into()))
-    }
-
-    /// The predictor's duration path alone: `bert_encoder_out` `[512, T]`, `style_predictor_s`
-    /// `[128]`, speed → [`Durations`].
-    pub fn duration_head(&self, d_en: &[f32], s_pred: &[f32], speed: f32) -> Result<Durations> {
-        let n_t = d_en.len() / D_MODEL;
-        check_len("bert_encoder_out", d_en, n_t * D_MODEL)?;
-        check_len("style_predictor_s", s_pred, STYLE_DIM as usize)?;
-        check_speed(speed)?;
-        let ctx = new_context()?;
-        let x = ctx
-            .new_tensor_2d(GgmlType::F32, D_MODEL as i64, n_t as i64)?
-            .set_name("bert_encoder_out")?
-            .set_input()?;
-        let (s, sp, mut inputs) = Self::style_speed_inputs(&ctx, s_pred)?;
-        inputs.push(Input::F32(x, d_en));
-        let speed_v = [speed];
-        inputs.push(Input::F32(sp, &speed_v));
-        self.run_duration_graph(&ctx, x, s, sp, inputs, &mut Trace::default())
-    }
-
-    fn style_speed_inputs<'a, 'v>(
+    pub(crate) fn style_speed_inputs<'a, 'v>(
         ctx: &'a Context,
         s_pred: &'v [f32],
     ) -> Result<(Tensor<'a>, Tensor<'a>, Vec<Input<'a, 'v>>)> {
@@ -327,7 +283,7 @@ impl KokoroRunner {
         Ok((s, sp, vec![Input::F32(s, s_pred)]))
     }
 
-    fn run_duration_graph<'a>(
+    pub(crate) fn run_duration_graph<'a>(
         &self,
         ctx: &'a Context,
         d_en: Tensor<'a>,
@@ -361,7 +317,7 @@ impl KokoroRunner {
         self.durations_traced(ids, ref_s, speed, &mut Trace::default())
     }
 
-    fn durations_traced(
+    pub(crate) fn durations_traced(
         &self,
         ids: &[i32],
         ref_s: &[f32],
@@ -385,100 +341,9 @@ impl KokoroRunner {
         self.run_duration_graph(&ctx, d_en, s, sp, inputs, trace)
     }
 
-    /// The text encoder alone: token ids → `t_en` `[512, T]`.
-    pub fn text_encoder(&self, ids: &[i32]) -> Result<Vec<f32>> {
-        check_ids(ids)?;
-        let ctx = new_context()?;
-        let (ids_t, _, inputs) = Self::ids_inputs(&ctx, ids, false)?;
-        let out = TextEncoder::forward(&ctx, &self.weights, ids_t)?.set_output()?; // [512, T]
-        let mut res = self.compute(&ctx, inputs, &[out], &mut Trace::default())?;
-        res.pop().ok_or_else(|| GraphError::Input("no output".into()))
-    }
-
-    /// The F0/N predictor alone: `en` `[640, F]` (channel-major, `d·A`) and `style_predictor_s`
-    /// `[128]` → (`F0_pred`, `N_pred`), `2F` values each.
-    pub fn f0n(&self, en: &[f32], s_pred: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let n_f = en.len() / D_CHANNELS;
-        check_frames(n_f)?;
-        check_len("en", en, n_f * D_CHANNELS)?;
-        check_len("style_predictor_s", s_pred, STYLE_DIM as usize)?;
-        let ctx = new_context()?;
-        let x = ctx
-            .new_tensor_2d(GgmlType::F32, D_CHANNELS as i64, n_f as i64)?
-            .set_name("en")?
-            .set_input()?;
-        let s = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
-            .set_name("style_predictor_s")?
-            .set_input()?;
-        let out = F0Ntrain::forward(&ctx, &self.weights, x, s)?;
-        let (f0, n) = (out.f0.set_output()?, out.n.set_output()?);
-        let mut res = self
-            .compute(
-                &ctx,
-                vec![Input::F32(x, en), Input::F32(s, s_pred)],
-                &[f0, n],
-                &mut Trace::default(),
-            )?
-            .into_iter();
-        match (res.next(), res.next()) {
-            (Some(f0), Some(n)) => Ok((f0, n)),
-            _ => Err(GraphError::Input("missing outputs".into())),
-        }
-    }
-
-    /// The decoder body alone: `asr` `[512, F]` (channel-major, `t_en·A`), `F0_pred` and
-    /// `N_pred` `[2F]`, `style_decoder_s` `[128]` → (`decoder_encode_in` `[514, F]`,
-    /// `generator_in` `[512, 2F]`), both in numpy `[C, T]` order.
-    pub fn decoder(&self, asr: &[f32], f0: &[f32], n: &[f32], s_dec: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let n_f = asr.len() / D_MODEL;
-        check_frames(n_f)?;
-        check_len("asr", asr, n_f * D_MODEL)?;
-        check_len("F0_pred", f0, 2 * n_f)?;
-        check_len("N_pred", n, 2 * n_f)?;
-        check_len("style_decoder_s", s_dec, STYLE_DIM as usize)?;
-        let ctx = new_context()?;
-        let asr_t = ctx
-            .new_tensor_2d(GgmlType::F32, D_MODEL as i64, n_f as i64)?
-            .set_name("asr")?
-            .set_input()?;
-        let f0_t = ctx
-            .new_tensor_2d(GgmlType::F32, 2 * n_f as i64, 1)?
-            .set_name("F0_pred")?
-            .set_input()?;
-        let n_t = ctx
-            .new_tensor_2d(GgmlType::F32, 2 * n_f as i64, 1)?
-            .set_name("N_pred")?
-            .set_input()?;
-        let s = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
-            .set_name("style_decoder_s")?
-            .set_input()?;
-        let asr_tm = ctx.cont(ctx.transpose(asr_t)?)?; // [F, 512]
-        let out = Decoder::forward(&ctx, &self.weights, asr_tm, f0_t, n_t, s)?;
-        let (ei, gi) = (out.encode_in.set_output()?, out.generator_in.set_output()?);
-        let inputs = vec![
-            Input::F32(asr_t, asr),
-            Input::F32(f0_t, f0),
-            Input::F32(n_t, n),
-            Input::F32(s, s_dec),
-        ];
-        let mut res = self
-            .compute(&ctx, inputs, &[ei, gi], &mut Trace::default())?
-            .into_iter();
-        match (res.next(), res.next()) {
-            (Some(ei), Some(gi)) => Ok((ei, gi)),
-            _ => Err(GraphError::Input("missing outputs".into())),
-        }
-    }
-
-    /// The generator body alone: `generator_in` `[512, 2F]` and `har_spec_phase` `[22, 120F+1]`
+    /// The generator graph: `generator_in` `[512, 2F]` and `har_spec_phase` `[22, 120F+1]`
     /// (numpy `[C, T]` order), `style_decoder_s` `[128]` → `conv_post_out` `[22, 120F+1]`.
-    pub fn generator(&self, gen_in: &[f32], har: &[f32], s_dec: &[f32]) -> Result<Vec<f32>> {
-        self.generator_traced(gen_in, har, s_dec, &mut Trace::default())
-    }
-
-    fn generator_traced(
+    pub(crate) fn generator_graph(
         &self,
         gen_in: &[f32],
         har: &[f32],
@@ -513,12 +378,24 @@ impl KokoroRunner {
     /// Token ids (BOS/EOS included), the voice row `ref_s` `[256]` and speed → 24 kHz audio
     /// (`600·Σ pred_dur` samples) and the durations.
     pub fn synthesize(&self, ids: &[i32], ref_s: &[f32], speed: f32) -> Result<Synthesis> {
-        self.synthesize_traced(ids, ref_s, speed, &mut Trace::default())
+        self.synthesize_with(ids, ref_s, speed, &mut Trace::default())
     }
 
-    /// [`KokoroRunner::synthesize`], capturing the intermediates `trace` asks for (the golden
-    /// arrays' names, [`TRACE_NAMES`]).
-    pub fn synthesize_traced(
+    /// [`KokoroRunner::synthesize`] that stops within one ggml node of `abort` returning true
+    /// (asked between nodes, on the calling thread) and then fails with [`GraphError::Aborted`].
+    pub fn synthesize_until(
+        &self,
+        ids: &[i32],
+        ref_s: &[f32],
+        speed: f32,
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Synthesis> {
+        self.synthesize_with(ids, ref_s, speed, &mut Trace::default().with_abort(abort))
+    }
+
+    /// The synthesis, capturing what `trace` asks for and stopping when its abort check says so
+    /// (the default trace does neither).
+    pub(crate) fn synthesize_with(
         &self,
         ids: &[i32],
         ref_s: &[f32],
@@ -562,7 +439,7 @@ impl KokoroRunner {
         if trace.wants("har_spec_phase") {
             trace.record_f32("har_spec_phase", vec![1, HAR_CHANNELS, n_stft], spec.clone());
         }
-        let post = self.generator_traced(&gen_in, &spec, s_dec, trace)?;
+        let post = self.generator_graph(&gen_in, &spec, s_dec, trace)?;
         let audio = istft(&post, n_stft)?;
         if trace.wants("audio") {
             trace.record_f32("audio", vec![audio.len()], audio.clone());
@@ -636,163 +513,6 @@ pub struct Synthesis {
     pub audio: Vec<f32>,
     /// Frames per token (`pred_dur`).
     pub pred_dur: Vec<i64>,
-}
-
-/// Every name [`KokoroRunner::synthesize_traced`] can capture: the arrays of the golden `.npz`
-/// files (`shared/docs/golden-reference.md` §3), in pipeline order.
-pub const TRACE_NAMES: &[&str] = &[
-    "input_ids",
-    "ref_s",
-    "speed",
-    "style_predictor_s",
-    "style_decoder_s",
-    "bert_last_hidden_state",
-    "bert_encoder_out",
-    "duration_sigmoid",
-    "duration_float",
-    "pred_dur",
-    "pred_aln_trg",
-    "en",
-    "F0_pred",
-    "N_pred",
-    "t_en",
-    "asr",
-    "decoder_encode_in",
-    "generator_in",
-    "har_source",
-    "har_spec_phase",
-    "conv_post_out",
-    "audio",
-];
-
-/// Values of a captured array.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TraceData {
-    /// Float arrays.
-    F32(Vec<f32>),
-    /// Integer arrays (`input_ids`, `pred_dur`).
-    I64(Vec<i64>),
-}
-
-/// One captured array, in numpy (C) order with the golden array's shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TracedArray {
-    /// numpy shape (last axis fastest).
-    pub shape: Vec<usize>,
-    /// The values.
-    pub data: TraceData,
-}
-
-/// Which intermediates to capture during [`KokoroRunner::synthesize_traced`], and what was
-/// captured; also an optional abort check ([`Trace::with_abort`]). The default captures nothing
-/// and costs nothing.
-#[derive(Default, Clone)]
-pub struct Trace<'a> {
-    wanted: std::collections::BTreeSet<String>,
-    arrays: std::collections::BTreeMap<String, TracedArray>,
-    abort: Option<&'a dyn Fn() -> bool>,
-}
-
-impl std::fmt::Debug for Trace<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trace")
-            .field("wanted", &self.wanted)
-            .field("arrays", &self.arrays.keys().collect::<Vec<_>>())
-            .field("abort", &self.abort.is_some())
-            .finish()
-    }
-}
-
-impl<'a> Trace<'a> {
-    /// Stops every graph of the synthesis within one ggml node of `abort` returning true (it is
-    /// asked between nodes, on the calling thread); the synthesis then fails with
-    /// [`GraphError::Aborted`].
-    #[must_use]
-    pub fn with_abort(mut self, abort: &'a dyn Fn() -> bool) -> Self {
-        self.abort = Some(abort);
-        self
-    }
-
-    fn aborted(&self) -> bool {
-        self.abort.is_some_and(|f| f())
-    }
-
-    /// Captures `names` (each one of [`TRACE_NAMES`]); an unknown name is an error.
-    pub fn new<S: AsRef<str>>(names: &[S]) -> Result<Self> {
-        let mut wanted = std::collections::BTreeSet::new();
-        for n in names {
-            let n = n.as_ref();
-            if !TRACE_NAMES.contains(&n) {
-                return Err(GraphError::Input(format!(
-                    "unknown intermediate {n:?}; known: {}",
-                    TRACE_NAMES.join(", ")
-                )));
-            }
-            wanted.insert(n.to_owned());
-        }
-        Ok(Self {
-            wanted,
-            arrays: Default::default(),
-            abort: None,
-        })
-    }
-
-    /// Captures every name of [`TRACE_NAMES`].
-    pub fn all() -> Self {
-        Self {
-            wanted: TRACE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
-            arrays: Default::default(),
-            abort: None,
-        }
-    }
-
-    fn is_active(&self) -> bool {
-        !self.wanted.is_empty()
-    }
-
-    fn wants(&self, name: &str) -> bool {
-        self.wanted.contains(name)
-    }
-
-    /// The captured arrays by name.
-    pub fn arrays(&self) -> &std::collections::BTreeMap<String, TracedArray> {
-        &self.arrays
-    }
-
-    fn record_f32(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>) {
-        if self.wants(name) {
-            let data = TraceData::F32(data);
-            self.arrays.insert(name.to_owned(), TracedArray { shape, data });
-        }
-    }
-
-    fn record_i64(&mut self, name: &str, shape: Vec<usize>, data: Vec<i64>) {
-        if self.wants(name) {
-            let data = TraceData::I64(data);
-            self.arrays.insert(name.to_owned(), TracedArray { shape, data });
-        }
-    }
-
-    /// Records a graph tensor `ne` in the golden array's layout: the channel-major text-side
-    /// tensors (`ne = [C, T]`) that the goldens store as `[1, C, T]` are transposed; the
-    /// time-major ones (`ne = [T, C]`) already have the golden's memory order.
-    fn record_tensor(&mut self, name: &str, ne: [i64; 4], data: Vec<f32>) {
-        let (n0, n1) = (ne[0].max(0) as usize, ne[1].max(0) as usize);
-        match name {
-            "en" | "asr" | "t_en" => {
-                let mut out = vec![0f32; data.len()];
-                for (t, col) in data.chunks_exact(n0.max(1)).enumerate() {
-                    for (c, &v) in col.iter().enumerate() {
-                        out[c * n1 + t] = v;
-                    }
-                }
-                self.record_f32(name, vec![1, n0, n1], out);
-            }
-            "duration_float" => self.record_f32(name, vec![1, n0 * n1], data),
-            "F0_pred" | "N_pred" => self.record_f32(name, vec![1, n0 * n1], data),
-            _ => self.record_f32(name, vec![1, n1, n0], data),
-        }
-    }
 }
 
 #[cfg(test)]

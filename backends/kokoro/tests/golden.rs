@@ -20,7 +20,8 @@ use support::golden::{compare_f32, fixtures, golden_name, report, Row, REL_TOL};
 use support::{model_path, npz};
 use tts_backend_kokoro::dsp::alignment::{alignment_matrix, expand};
 use tts_backend_kokoro::graph::KokoroWeights;
-use tts_backend_kokoro::runner::{KokoroRunner, Trace, TraceData};
+use tts_backend_kokoro::runner::KokoroRunner;
+use tts_backend_kokoro::trace::{Trace, TraceData};
 use tts_backend_kokoro::KokoroModelFile;
 use tts_ggml::ComputeDevice;
 

@@ -246,8 +246,9 @@ fn synthesize(args: &SynthesizeArgs) -> Result<String, String> {
     use std::time::Instant;
 
     use tts_backend_kokoro::graph::KokoroWeights;
-    use tts_backend_kokoro::runner::{KokoroRunner, Trace, TraceData};
+    use tts_backend_kokoro::runner::KokoroRunner;
     use tts_backend_kokoro::text::vocab::{Vocab, PAD_ID};
+    use tts_backend_kokoro::trace::{Trace, TraceData};
     use tts_backend_kokoro::voice::{select, Weighting};
 
     let model = tts_backend_kokoro::KokoroModelFile::open(&args.model)
