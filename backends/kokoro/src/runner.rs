@@ -17,13 +17,9 @@ use tts_ggml::{ComputeDevice, Context, ContextParams, GgmlType, GraphAllocator, 
 use crate::dsp::alignment::{alignment_matrix, n_frames};
 use crate::dsp::harmonic::{harmonic_source, stft, stft_frames};
 use crate::dsp::istft::istft;
-use crate::graph::albert::{bert_encoder, CustomAlbert};
-use crate::graph::decoder::Decoder;
-use crate::graph::f0n::F0Ntrain;
-use crate::graph::generator::Generator;
-use crate::graph::prosody::{round_durations, DurationEncoder, ProsodyPredictor, STYLE_DIM};
-use crate::graph::text_encoder::TextEncoder;
+use crate::graph::prosody::round_durations;
 use crate::graph::{GraphError, KokoroWeights, Result};
+use crate::hparams::HParams;
 use crate::trace::Trace;
 
 /// Maximum tokens per chunk including BOS/EOS (ALBERT positions).
@@ -34,22 +30,45 @@ pub const REF_S_LEN: usize = 256;
 const GRAPH_SIZE: usize = 8192;
 /// Scheduler capacity: nodes plus leafs (weights) of the largest graph.
 const SCHED_SIZE: usize = 2 * GRAPH_SIZE;
-/// `bert_encoder` output channels.
-pub(crate) const D_MODEL: usize = 512;
-/// DurationEncoder output channels (512 + style).
-pub(crate) const D_CHANNELS: usize = 640;
-/// Decoder output channels (`generator_in`).
-pub(crate) const GEN_CHANNELS: usize = 512;
-/// STFT magnitude + phase channels of the harmonic source.
-pub(crate) const HAR_CHANNELS: usize = 22;
-/// The harmonic source's `l_linear` (9 → 1).
-const M_SOURCE_WEIGHT: &str = "kokoro.decoder.generator.m_source_weight";
-const M_SOURCE_BIAS: &str = "kokoro.decoder.generator.m_source_bias";
 /// Most frames one chunk may have (25 ms each: 200 s of audio). The generator's activations take
 /// about 0.5 MB per frame (convolutions are tiled, see `graph::CONV_TILE`), so this bounds one
 /// chunk's compute memory near 4 GB; a 510-token chunk needs ~1500 frames at speed 1 and ~6000 at
 /// the slowest speed, 0.25.
 pub const MAX_FRAMES: usize = 8_000;
+
+/// Sizes of the graphs' inputs and outputs, from the hyper-parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Style half of a voice row (128).
+    pub style: usize,
+    /// ALBERT hidden size (768).
+    pub bert: usize,
+    /// `bert_encoder` / text encoder / `asr` channels (512).
+    pub d_model: usize,
+    /// DurationEncoder output channels (512 + style).
+    pub d_channels: usize,
+    /// Decoder output channels (`generator_in`, 512).
+    pub gen_channels: usize,
+    /// STFT magnitude + phase channels of the harmonic source (22).
+    pub har_channels: usize,
+    /// STFT frames of the harmonic source per `generator_in` frame (60).
+    pub stft_per_frame: usize,
+}
+
+impl Sizes {
+    fn of(hp: &HParams) -> Self {
+        let style = hp.dims.style_dim as usize;
+        Self {
+            style,
+            bert: hp.albert_hidden_size as usize,
+            d_model: hp.hidden_dim as usize,
+            d_channels: hp.hidden_dim as usize + style,
+            gen_channels: hp.dims.upsample_initial_channel as usize,
+            har_channels: hp.post_channels() as usize,
+            stft_per_frame: hp.stft_frames_per_frame() as usize,
+        }
+    }
+}
 
 /// The duration graph's outputs, all `ne0`-fastest (`[C, T]` stored as `T` rows of `C`).
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +203,11 @@ impl KokoroRunner {
         &self.weights
     }
 
+    /// Sizes of the graphs' inputs and outputs.
+    pub(crate) fn sizes(&self) -> Sizes {
+        Sizes::of(self.weights.hparams())
+    }
+
     /// Allocates, uploads, computes and reads back `outputs` (already marked as outputs), and
     /// every tensor of the graph whose name `trace` asks for.
     pub(crate) fn compute<'a>(
@@ -270,10 +294,11 @@ impl KokoroRunner {
 
     pub(crate) fn style_speed_inputs<'a, 'v>(
         ctx: &'a Context,
+        style: usize,
         s_pred: &'v [f32],
     ) -> Result<(Tensor<'a>, Tensor<'a>, Vec<Input<'a, 'v>>)> {
         let s = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .new_tensor_1d(GgmlType::F32, style as i64)?
             .set_name("style_predictor_s")?
             .set_input()?;
         let sp = ctx
@@ -293,15 +318,16 @@ impl KokoroRunner {
         trace: &mut Trace,
     ) -> Result<Durations> {
         let w = &*self.weights;
-        let d = DurationEncoder::forward(ctx, w, d_en, s)?.set_output()?; // [640, T]
-        let dur = ProsodyPredictor::durations(ctx, w, d, speed)?;
+        let m = w.model();
+        let d = m.duration_encoder.forward(ctx, w, d_en, s)?.set_output()?; // [640, T]
+        let dur = m.predictor.durations(ctx, w, d, speed)?;
         let sig = dur.sigmoid.set_output()?; // [50, T]
         let df = dur.duration.set_output()?; // [1, T]
         let mut res = self.compute(ctx, inputs, &[d, sig, df], trace)?.into_iter();
         let (Some(d), Some(sigmoid), Some(duration_float)) = (res.next(), res.next(), res.next()) else {
             return Err(GraphError::Input("missing outputs".into()));
         };
-        debug_assert_eq!(d.len(), D_CHANNELS * duration_float.len());
+        debug_assert_eq!(d.len(), self.sizes().d_channels * duration_float.len());
         let pred_dur = round_durations(&duration_float);
         Ok(Durations {
             d,
@@ -331,13 +357,14 @@ impl KokoroRunner {
         let w = &*self.weights;
         let (ids_t, pos, mut inputs) = Self::ids_inputs(&ctx, ids, true)?;
         let pos = pos.ok_or_else(|| GraphError::Input("positions".into()))?;
-        let s_pred = &ref_s[STYLE_DIM as usize..];
-        let (s, sp, more) = Self::style_speed_inputs(&ctx, s_pred)?;
+        let style = self.sizes().style;
+        let s_pred = &ref_s[style..];
+        let (s, sp, more) = Self::style_speed_inputs(&ctx, style, s_pred)?;
         inputs.extend(more);
         let speed_v = [speed];
         inputs.push(Input::F32(sp, &speed_v));
-        let bert = CustomAlbert::forward(&ctx, w, ids_t, pos)?; // [768, T]
-        let d_en = bert_encoder(&ctx, w, bert)?; // [512, T]
+        let bert = w.model().albert.forward(&ctx, w, ids_t, pos)?; // [768, T]
+        let d_en = w.model().bert_encoder.forward(&ctx, w, bert)?; // [512, T]
         self.run_duration_graph(&ctx, d_en, s, sp, inputs, trace)
     }
 
@@ -350,26 +377,28 @@ impl KokoroRunner {
         s_dec: &[f32],
         trace: &mut Trace,
     ) -> Result<Vec<f32>> {
-        let n_2f = gen_in.len() / GEN_CHANNELS;
+        let z = self.sizes();
+        let n_2f = gen_in.len() / z.gen_channels;
         check_frames(n_2f / 2)?;
-        check_len("generator_in", gen_in, n_2f * GEN_CHANNELS)?;
-        let n_stft = 60 * n_2f + 1;
-        check_len("har_spec_phase", har, n_stft * HAR_CHANNELS)?;
-        check_len("style_decoder_s", s_dec, STYLE_DIM as usize)?;
+        check_len("generator_in", gen_in, n_2f * z.gen_channels)?;
+        let n_stft = z.stft_per_frame * n_2f + 1;
+        check_len("har_spec_phase", har, n_stft * z.har_channels)?;
+        check_len("style_decoder_s", s_dec, z.style)?;
         let ctx = new_context()?;
         let x = ctx
-            .new_tensor_2d(GgmlType::F32, n_2f as i64, GEN_CHANNELS as i64)?
+            .new_tensor_2d(GgmlType::F32, n_2f as i64, z.gen_channels as i64)?
             .set_name("generator_in")?
             .set_input()?;
         let h = ctx
-            .new_tensor_2d(GgmlType::F32, n_stft as i64, HAR_CHANNELS as i64)?
+            .new_tensor_2d(GgmlType::F32, n_stft as i64, z.har_channels as i64)?
             .set_name("har_spec_phase")?
             .set_input()?;
         let s = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .new_tensor_1d(GgmlType::F32, z.style as i64)?
             .set_name("style_decoder_s")?
             .set_input()?;
-        let out = Generator::forward(&ctx, &self.weights, x, h, s)?.set_output()?;
+        let w = &*self.weights;
+        let out = w.model().generator.forward(&ctx, w, x, h, s)?.set_output()?;
         let inputs = vec![Input::F32(x, gen_in), Input::F32(h, har), Input::F32(s, s_dec)];
         let mut res = self.compute(&ctx, inputs, &[out], trace)?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
@@ -404,6 +433,7 @@ impl KokoroRunner {
     ) -> Result<Synthesis> {
         check_ids(ids)?;
         check_len("ref_s", ref_s, REF_S_LEN)?;
+        let z = self.sizes();
         trace.record_i64(
             "input_ids",
             vec![1, ids.len()],
@@ -411,8 +441,8 @@ impl KokoroRunner {
         );
         trace.record_f32("ref_s", vec![1, REF_S_LEN], ref_s.to_vec());
         trace.record_f32("speed", vec![1], vec![speed]);
-        trace.record_f32("style_decoder_s", vec![1, 128], ref_s[..128].to_vec());
-        trace.record_f32("style_predictor_s", vec![1, 128], ref_s[128..].to_vec());
+        trace.record_f32("style_decoder_s", vec![1, z.style], ref_s[..z.style].to_vec());
+        trace.record_f32("style_predictor_s", vec![1, z.style], ref_s[z.style..].to_vec());
         let dur = self.durations_traced(ids, ref_s, speed, trace)?;
         trace.record_i64("pred_dur", vec![1, dur.pred_dur.len()], dur.pred_dur.clone());
         if trace.wants("pred_aln_trg") {
@@ -425,19 +455,15 @@ impl KokoroRunner {
         }
         let n_f = n_frames(&dur.pred_dur);
         check_frames(n_f)?;
-        let (s_dec, s_pred) = ref_s.split_at(STYLE_DIM as usize);
+        let (s_dec, s_pred) = ref_s.split_at(z.style);
         let (f0, gen_in) = self.frames(ids, &dur.d, &dur.pred_dur, s_pred, s_dec, trace)?;
-        let m_weight = self.weights.host_f32(M_SOURCE_WEIGHT)?;
-        let m_bias = self.weights.host_f32(M_SOURCE_BIAS)?;
-        let m_bias = *m_bias
-            .first()
-            .ok_or_else(|| GraphError::MissingTensor(M_SOURCE_BIAS.into()))?;
-        let har = harmonic_source(&f0, &m_weight, m_bias)?;
+        let source = &self.weights.model().generator.source;
+        let har = harmonic_source(&f0, &source.weight, source.bias)?;
         let spec = stft(&har)?; // [22, 120F+1]
         let n_stft = stft_frames(har.len());
         trace.record_f32("har_source", vec![1, har.len(), 1], har);
         if trace.wants("har_spec_phase") {
-            trace.record_f32("har_spec_phase", vec![1, HAR_CHANNELS, n_stft], spec.clone());
+            trace.record_f32("har_spec_phase", vec![1, z.har_channels, n_stft], spec.clone());
         }
         let post = self.generator_graph(&gen_in, &spec, s_dec, trace)?;
         let audio = istft(&post, n_stft)?;
@@ -468,11 +494,12 @@ impl KokoroRunner {
             .flat_map(|(i, &n)| std::iter::repeat_n(i as i32, n.max(0) as usize))
             .collect();
         let n_f = frame_token.len() as i64;
+        let z = self.sizes();
         let ctx = new_context()?;
         let w = &*self.weights;
         let (ids_t, _, mut inputs) = Self::ids_inputs(&ctx, ids, false)?;
         let d_t = ctx
-            .new_tensor_2d(GgmlType::F32, D_CHANNELS as i64, ids.len() as i64)?
+            .new_tensor_2d(GgmlType::F32, z.d_channels as i64, ids.len() as i64)?
             .set_name("d")?
             .set_input()?;
         let idx = ctx
@@ -480,11 +507,11 @@ impl KokoroRunner {
             .set_name("frame_token")?
             .set_input()?;
         let sp = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .new_tensor_1d(GgmlType::F32, z.style as i64)?
             .set_name("style_predictor_s")?
             .set_input()?;
         let sd = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .new_tensor_1d(GgmlType::F32, z.style as i64)?
             .set_name("style_decoder_s")?
             .set_input()?;
         inputs.push(Input::F32(d_t, d));
@@ -492,11 +519,12 @@ impl KokoroRunner {
         inputs.push(Input::F32(sp, s_pred));
         inputs.push(Input::F32(sd, s_dec));
         let en = ctx.get_rows(d_t, idx)?.set_name("en")?; // [640, F]
-        let t_en = TextEncoder::forward(&ctx, w, ids_t)?; // [512, T]
+        let m = w.model();
+        let t_en = m.text_encoder.forward(&ctx, w, ids_t)?; // [512, T]
         let asr = ctx.get_rows(t_en, idx)?.set_name("asr")?; // [512, F]
-        let f0n = F0Ntrain::forward(&ctx, w, en, sp)?;
+        let f0n = m.f0n.forward(&ctx, w, en, sp)?;
         let asr_tm = ctx.cont(ctx.transpose(asr)?)?; // [F, 512]
-        let dec = Decoder::forward(&ctx, w, asr_tm, f0n.f0, f0n.n, sd)?;
+        let dec = m.decoder.forward(&ctx, w, asr_tm, f0n.f0, f0n.n, sd)?;
         let (f0, gi) = (f0n.f0.set_output()?, dec.generator_in.set_output()?);
         let mut res = self.compute(&ctx, inputs, &[f0, gi], trace)?.into_iter();
         match (res.next(), res.next()) {

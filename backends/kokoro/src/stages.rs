@@ -6,15 +6,9 @@
 
 use tts_ggml::GgmlType;
 
-use crate::graph::albert::{bert_encoder, CustomAlbert, HIDDEN};
-use crate::graph::decoder::Decoder;
-use crate::graph::f0n::F0Ntrain;
-use crate::graph::prosody::STYLE_DIM;
-use crate::graph::text_encoder::TextEncoder;
 use crate::graph::{GraphError, KokoroWeights, Result};
 use crate::runner::{
-    check_frames, check_ids, check_len, check_speed, new_context, Durations, Input, KokoroRunner, D_CHANNELS,
-    D_MODEL,
+    check_frames, check_ids, check_len, check_speed, new_context, Durations, Input, KokoroRunner,
 };
 use crate::trace::Trace;
 
@@ -26,21 +20,23 @@ impl KokoroRunner {
         let w: &KokoroWeights = self.weights();
         let (ids_t, pos, inputs) = Self::ids_inputs(&ctx, ids, true)?;
         let pos = pos.ok_or_else(|| GraphError::Input("positions".into()))?;
-        let out = CustomAlbert::forward(&ctx, w, ids_t, pos)?.set_output()?; // [768, T]
+        let out = w.model().albert.forward(&ctx, w, ids_t, pos)?.set_output()?; // [768, T]
         let mut res = self.compute(&ctx, inputs, &[out], &mut Trace::default())?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
 
     /// `bert_encoder` alone: `[768, T]` → `bert_encoder_out` `[512, T]`.
     pub fn bert_encoder(&self, bert: &[f32]) -> Result<Vec<f32>> {
-        let n_t = bert.len() / HIDDEN as usize;
-        check_len("bert_last_hidden_state", bert, n_t * HIDDEN as usize)?;
+        let z = self.sizes();
+        let n_t = bert.len() / z.bert;
+        check_len("bert_last_hidden_state", bert, n_t * z.bert)?;
         let ctx = new_context()?;
         let x = ctx
-            .new_tensor_2d(GgmlType::F32, HIDDEN, n_t as i64)?
+            .new_tensor_2d(GgmlType::F32, z.bert as i64, n_t as i64)?
             .set_name("bert_last_hidden_state")?
             .set_input()?;
-        let out = bert_encoder(&ctx, self.weights(), x)?.set_output()?; // [512, T]
+        let w: &KokoroWeights = self.weights();
+        let out = w.model().bert_encoder.forward(&ctx, w, x)?.set_output()?; // [512, T]
         let mut res = self.compute(&ctx, vec![Input::F32(x, bert)], &[out], &mut Trace::default())?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
@@ -48,16 +44,17 @@ impl KokoroRunner {
     /// The predictor's duration path alone: `bert_encoder_out` `[512, T]`, `style_predictor_s`
     /// `[128]`, speed → [`Durations`].
     pub fn duration_head(&self, d_en: &[f32], s_pred: &[f32], speed: f32) -> Result<Durations> {
-        let n_t = d_en.len() / D_MODEL;
-        check_len("bert_encoder_out", d_en, n_t * D_MODEL)?;
-        check_len("style_predictor_s", s_pred, STYLE_DIM as usize)?;
+        let z = self.sizes();
+        let n_t = d_en.len() / z.d_model;
+        check_len("bert_encoder_out", d_en, n_t * z.d_model)?;
+        check_len("style_predictor_s", s_pred, z.style)?;
         check_speed(speed)?;
         let ctx = new_context()?;
         let x = ctx
-            .new_tensor_2d(GgmlType::F32, D_MODEL as i64, n_t as i64)?
+            .new_tensor_2d(GgmlType::F32, z.d_model as i64, n_t as i64)?
             .set_name("bert_encoder_out")?
             .set_input()?;
-        let (s, sp, mut inputs) = Self::style_speed_inputs(&ctx, s_pred)?;
+        let (s, sp, mut inputs) = Self::style_speed_inputs(&ctx, z.style, s_pred)?;
         inputs.push(Input::F32(x, d_en));
         let speed_v = [speed];
         inputs.push(Input::F32(sp, &speed_v));
@@ -69,7 +66,8 @@ impl KokoroRunner {
         check_ids(ids)?;
         let ctx = new_context()?;
         let (ids_t, _, inputs) = Self::ids_inputs(&ctx, ids, false)?;
-        let out = TextEncoder::forward(&ctx, self.weights(), ids_t)?.set_output()?; // [512, T]
+        let w: &KokoroWeights = self.weights();
+        let out = w.model().text_encoder.forward(&ctx, w, ids_t)?.set_output()?; // [512, T]
         let mut res = self.compute(&ctx, inputs, &[out], &mut Trace::default())?;
         res.pop().ok_or_else(|| GraphError::Input("no output".into()))
     }
@@ -77,20 +75,22 @@ impl KokoroRunner {
     /// The F0/N predictor alone: `en` `[640, F]` (channel-major, `d·A`) and `style_predictor_s`
     /// `[128]` → (`F0_pred`, `N_pred`), `2F` values each.
     pub fn f0n(&self, en: &[f32], s_pred: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let n_f = en.len() / D_CHANNELS;
+        let z = self.sizes();
+        let n_f = en.len() / z.d_channels;
         check_frames(n_f)?;
-        check_len("en", en, n_f * D_CHANNELS)?;
-        check_len("style_predictor_s", s_pred, STYLE_DIM as usize)?;
+        check_len("en", en, n_f * z.d_channels)?;
+        check_len("style_predictor_s", s_pred, z.style)?;
         let ctx = new_context()?;
         let x = ctx
-            .new_tensor_2d(GgmlType::F32, D_CHANNELS as i64, n_f as i64)?
+            .new_tensor_2d(GgmlType::F32, z.d_channels as i64, n_f as i64)?
             .set_name("en")?
             .set_input()?;
         let s = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .new_tensor_1d(GgmlType::F32, z.style as i64)?
             .set_name("style_predictor_s")?
             .set_input()?;
-        let out = F0Ntrain::forward(&ctx, self.weights(), x, s)?;
+        let w: &KokoroWeights = self.weights();
+        let out = w.model().f0n.forward(&ctx, w, x, s)?;
         let (f0, n) = (out.f0.set_output()?, out.n.set_output()?);
         let mut res = self
             .compute(
@@ -110,15 +110,16 @@ impl KokoroRunner {
     /// `N_pred` `[2F]`, `style_decoder_s` `[128]` → (`decoder_encode_in` `[514, F]`,
     /// `generator_in` `[512, 2F]`), both in numpy `[C, T]` order.
     pub fn decoder(&self, asr: &[f32], f0: &[f32], n: &[f32], s_dec: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let n_f = asr.len() / D_MODEL;
+        let z = self.sizes();
+        let n_f = asr.len() / z.d_model;
         check_frames(n_f)?;
-        check_len("asr", asr, n_f * D_MODEL)?;
+        check_len("asr", asr, n_f * z.d_model)?;
         check_len("F0_pred", f0, 2 * n_f)?;
         check_len("N_pred", n, 2 * n_f)?;
-        check_len("style_decoder_s", s_dec, STYLE_DIM as usize)?;
+        check_len("style_decoder_s", s_dec, z.style)?;
         let ctx = new_context()?;
         let asr_t = ctx
-            .new_tensor_2d(GgmlType::F32, D_MODEL as i64, n_f as i64)?
+            .new_tensor_2d(GgmlType::F32, z.d_model as i64, n_f as i64)?
             .set_name("asr")?
             .set_input()?;
         let f0_t = ctx
@@ -130,11 +131,12 @@ impl KokoroRunner {
             .set_name("N_pred")?
             .set_input()?;
         let s = ctx
-            .new_tensor_1d(GgmlType::F32, STYLE_DIM)?
+            .new_tensor_1d(GgmlType::F32, z.style as i64)?
             .set_name("style_decoder_s")?
             .set_input()?;
         let asr_tm = ctx.cont(ctx.transpose(asr_t)?)?; // [F, 512]
-        let out = Decoder::forward(&ctx, self.weights(), asr_tm, f0_t, n_t, s)?;
+        let w: &KokoroWeights = self.weights();
+        let out = w.model().decoder.forward(&ctx, w, asr_tm, f0_t, n_t, s)?;
         let (ei, gi) = (out.encode_in.set_output()?, out.generator_in.set_output()?);
         let inputs = vec![
             Input::F32(asr_t, asr),

@@ -1,12 +1,15 @@
 //! The GGUF tensor-name table of TTS.cpp's Kokoro layout: the single source of tensor names,
 //! expected shapes (`ne`, ggml order) and allowed types.
 //!
+//! [`TensorNames`] is the one place tensor names are spelled: [`tensor_specs`] and every graph
+//! module's `load` read it, so the graph code names no tensor.
+//!
 //! Mirrors `scripts/convert_kokoro.py::gguf_layout` and `shared/docs/kokoro-gguf-tensors.tsv`
 //! (747 tensors for Kokoro-82M v1.0, in the same order); the tests compare against the TSV.
 
 use tts_gguf::GgmlType;
 
-use crate::hparams::{HParams, N_HARMONICS, RESBLOCK_KERNELS, UPSAMPLE_KERNELS};
+use crate::hparams::{HParams, CONV_POST_KERNEL, N_HARMONICS};
 
 /// Prefix of voice tensors: `kokoro.voice_tensors.<name>`, `ne = [256, 510]`, F32.
 pub const VOICE_PREFIX: &str = "kokoro.voice_tensors.";
@@ -85,71 +88,412 @@ pub struct TensorSpec {
     pub class: TensorClass,
 }
 
+/// GGUF name prefix of PL-BERT.
+pub const ALBERT: &str = "kokoro.albert";
+/// GGUF name prefix of the prosody predictor (and `bert_encoder`).
+pub const DURATION_PREDICTOR: &str = "kokoro.duration_predictor";
+/// GGUF name prefix of the text encoder.
+pub const TEXT_ENCODER: &str = "kokoro.text_encoder";
+/// GGUF name prefix of the decoder body.
+pub const DECODER: &str = "kokoro.decoder";
+/// GGUF name prefix of the iSTFTNet generator.
+pub const GENERATOR: &str = "kokoro.decoder.generator";
+
+/// The names of a weight and its bias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightBias {
+    pub weight: String,
+    pub bias: String,
+}
+
+impl WeightBias {
+    /// `{p}` and `{p}_bias`: ALBERT and predictor `Linear`s, ALBERT LayerNorms.
+    pub fn linear(p: &str) -> Self {
+        Self {
+            weight: p.to_owned(),
+            bias: format!("{p}_bias"),
+        }
+    }
+
+    /// `{p}_weight` and `{p}_bias`: convolutions, AdaIN `fc` halves, `m_source`.
+    pub fn suffixed(p: &str) -> Self {
+        Self {
+            weight: format!("{p}_weight"),
+            bias: format!("{p}_bias"),
+        }
+    }
+
+    /// `{p}.weight` and `{p}.bias`: the text encoder's convolutions, the generator's `ups`.
+    pub fn dotted(p: &str) -> Self {
+        Self {
+            weight: format!("{p}.weight"),
+            bias: format!("{p}.bias"),
+        }
+    }
+}
+
+/// AdaIN / AdaLN `fc` (Linear style → 2C) split into its gamma and beta halves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StyleFcNames {
+    pub gamma: WeightBias,
+    pub beta: WeightBias,
+}
+
+impl StyleFcNames {
+    fn new(gamma: &str, beta: &str) -> Self {
+        Self {
+            gamma: WeightBias::suffixed(gamma),
+            beta: WeightBias::suffixed(beta),
+        }
+    }
+}
+
+/// One direction of a split LSTM: per gate (i, f, g, o) `W_ih`, `W_hh`, `b_ih`, `b_hh`
+/// (`k = 2·gate + {0: ih, 1: hh}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LstmDirNames {
+    pub w_ih: [String; 4],
+    pub w_hh: [String; 4],
+    pub b_ih: [String; 4],
+    pub b_hh: [String; 4],
+}
+
+/// A bidirectional single-layer LSTM under `prefix`: `[forward, reverse]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LstmNames {
+    pub prefix: String,
+    pub dirs: [LstmDirNames; 2],
+}
+
+impl LstmNames {
+    fn new(prefix: String) -> Self {
+        let dir = |w: &str, b: &str| LstmDirNames {
+            w_ih: std::array::from_fn(|g| format!("{prefix}.{w}.{}", 2 * g)),
+            w_hh: std::array::from_fn(|g| format!("{prefix}.{w}.{}", 2 * g + 1)),
+            b_ih: std::array::from_fn(|g| format!("{prefix}.{b}.{}", 2 * g)),
+            b_hh: std::array::from_fn(|g| format!("{prefix}.{b}.{}", 2 * g + 1)),
+        };
+        let dirs = [dir("weights", "biases"), dir("reverse_weights", "reverse_biases")];
+        Self { prefix, dirs }
+    }
+}
+
+/// `AdainResBlk1d` (predictor F0/N blocks, decoder blocks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdainResBlk1dNames {
+    pub conv1: WeightBias,
+    pub conv2: WeightBias,
+    pub norm1: StyleFcNames,
+    pub norm2: StyleFcNames,
+    /// Present when the block changes the channel count.
+    pub conv1x1: String,
+    /// Present when the block upsamples.
+    pub pool: WeightBias,
+}
+
+impl AdainResBlk1dNames {
+    fn new(p: &str) -> Self {
+        Self {
+            conv1: WeightBias::suffixed(&format!("{p}.conv1")),
+            conv2: WeightBias::suffixed(&format!("{p}.conv2")),
+            norm1: StyleFcNames::new(&format!("{p}.norm1_gamma"), &format!("{p}.norm1_beta")),
+            norm2: StyleFcNames::new(&format!("{p}.norm2_gamma"), &format!("{p}.norm2_beta")),
+            conv1x1: format!("{p}.conv1x1_weight"),
+            pool: WeightBias::suffixed(&format!("{p}.pool")),
+        }
+    }
+}
+
+/// One of the three members of an `AdaINResBlock1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResBlock1MemberNames {
+    pub convs1: WeightBias,
+    pub convs2: WeightBias,
+    pub norm1: StyleFcNames,
+    pub norm2: StyleFcNames,
+    pub alpha1: String,
+    pub alpha2: String,
+}
+
+/// `AdaINResBlock1` (generator resblocks and noise_res): `{p}.{j}.*` for each member `j`.
+pub fn adain_resblock1_names(p: &str, n_members: usize) -> Vec<ResBlock1MemberNames> {
+    (0..n_members)
+        .map(|j| {
+            let q = format!("{p}.{j}");
+            ResBlock1MemberNames {
+                convs1: WeightBias::suffixed(&format!("{q}.convs1")),
+                convs2: WeightBias::suffixed(&format!("{q}.convs2")),
+                norm1: StyleFcNames::new(&format!("{q}.gamma1"), &format!("{q}.beta1")),
+                norm2: StyleFcNames::new(&format!("{q}.gamma2"), &format!("{q}.beta2")),
+                alpha1: format!("{q}.alpha1"),
+                alpha2: format!("{q}.alpha2"),
+            }
+        })
+        .collect()
+}
+
+/// The shared ALBERT layer `l`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlbertLayerNames {
+    pub q: WeightBias,
+    pub k: WeightBias,
+    pub v: WeightBias,
+    pub o: WeightBias,
+    pub ffn_norm: WeightBias,
+    pub ffn: WeightBias,
+    pub ffn_out: WeightBias,
+    pub attn_norm: WeightBias,
+}
+
+/// PL-BERT (`CustomAlbert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlbertNames {
+    pub token_embd: String,
+    pub position_embd: String,
+    pub token_type_embd: String,
+    pub norm: WeightBias,
+    pub embd: WeightBias,
+    pub layers: Vec<AlbertLayerNames>,
+}
+
+/// `TextEncoder` CNN layer `i`: conv kernel + bias, channel LayerNorm gamma + beta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextConvNames {
+    pub conv: WeightBias,
+    pub gamma: String,
+    pub beta: String,
+}
+
+/// `TextEncoder`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextEncoderNames {
+    pub embedding: String,
+    pub layers: Vec<TextConvNames>,
+    pub lstm: LstmNames,
+}
+
+/// `ProsodyPredictor` and `bert_encoder` (stored under the predictor's prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PredictorNames {
+    /// `bert_encoder` (`encode`).
+    pub bert_encoder: WeightBias,
+    /// `DurationEncoder`: per layer its BiLSTM and its AdaLayerNorm.
+    pub encoder: Vec<(LstmNames, StyleFcNames)>,
+    pub duration_lstm: LstmNames,
+    pub duration_proj: WeightBias,
+    pub shared_lstm: LstmNames,
+    pub f0_blocks: Vec<AdainResBlk1dNames>,
+    pub n_blocks: Vec<AdainResBlk1dNames>,
+    pub f0_proj: WeightBias,
+    pub n_proj: WeightBias,
+}
+
+/// The decoder body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecoderNames {
+    pub f0_conv: WeightBias,
+    pub n_conv: WeightBias,
+    pub asr_conv: WeightBias,
+    pub encoder_block: AdainResBlk1dNames,
+    pub decoder_blocks: Vec<AdainResBlk1dNames>,
+}
+
+/// The generator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorNames {
+    /// `m_source.l_linear` (harmonics → 1).
+    pub m_source: WeightBias,
+    /// Per upsample stage: `noise_convs[i]`.
+    pub noise_convs: Vec<WeightBias>,
+    /// Per upsample stage: `noise_res[i]`.
+    pub noise_res: Vec<Vec<ResBlock1MemberNames>>,
+    pub ups: Vec<WeightBias>,
+    /// `n_upsamples · n_kernels` resblocks, stage-major.
+    pub resblocks: Vec<Vec<ResBlock1MemberNames>>,
+    pub conv_post: WeightBias,
+}
+
+/// Every model tensor name (voices excluded), grouped by module: the table both
+/// [`tensor_specs`] and the graph modules' `load` read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorNames {
+    pub albert: AlbertNames,
+    pub predictor: PredictorNames,
+    pub text_encoder: TextEncoderNames,
+    pub decoder: DecoderNames,
+    pub generator: GeneratorNames,
+}
+
+impl TensorNames {
+    /// The names for the sizes in `hp`.
+    pub fn new(hp: &HParams) -> Self {
+        let a = ALBERT;
+        let albert = AlbertNames {
+            token_embd: format!("{a}.token_embd"),
+            position_embd: format!("{a}.position_embd"),
+            token_type_embd: format!("{a}.token_type_embd"),
+            norm: WeightBias::linear(&format!("{a}.norm")),
+            embd: WeightBias::linear(&format!("{a}.embd")),
+            layers: (0..hp.albert_layers)
+                .map(|l| {
+                    let p = format!("{a}.layer.{l}");
+                    let lin = |m: &str| WeightBias::linear(&format!("{p}.{m}"));
+                    AlbertLayerNames {
+                        q: lin("q"),
+                        k: lin("k"),
+                        v: lin("v"),
+                        o: lin("o"),
+                        ffn_norm: lin("ffn_norm"),
+                        ffn: lin("ffn"),
+                        ffn_out: lin("ffn_out"),
+                        attn_norm: lin("attn_norm"),
+                    }
+                })
+                .collect(),
+        };
+        let dp = DURATION_PREDICTOR;
+        let predictor = PredictorNames {
+            bert_encoder: WeightBias::linear(&format!("{dp}.encode")),
+            encoder: (0..hp.n_layer)
+                .map(|i| {
+                    let ln = format!("{dp}.layers.{}", 2 * i + 1);
+                    (
+                        LstmNames::new(format!("{dp}.layers.{}.lstm.0", 2 * i)),
+                        StyleFcNames::new(&format!("{ln}.gamma"), &format!("{ln}.beta")),
+                    )
+                })
+                .collect(),
+            duration_lstm: LstmNames::new(format!("{dp}.duration_lstm.0")),
+            duration_proj: WeightBias::linear(&format!("{dp}.duration_proj")),
+            shared_lstm: LstmNames::new(format!("{dp}.shared_lstm.0")),
+            f0_blocks: (0..hp.f0_n_blocks)
+                .map(|i| AdainResBlk1dNames::new(&format!("{dp}.f0_blocks.{i}")))
+                .collect(),
+            n_blocks: (0..hp.f0_n_blocks)
+                .map(|i| AdainResBlk1dNames::new(&format!("{dp}.n_blocks.{i}")))
+                .collect(),
+            f0_proj: WeightBias {
+                weight: format!("{dp}.f0_proj_kernel"),
+                bias: format!("{dp}.f0_proj_bias"),
+            },
+            n_proj: WeightBias {
+                weight: format!("{dp}.n_proj_kernel"),
+                bias: format!("{dp}.n_proj_bias"),
+            },
+        };
+        let te = TEXT_ENCODER;
+        let text_encoder = TextEncoderNames {
+            embedding: format!("{te}.embedding_weight"),
+            layers: (0..hp.text_encoder_layers)
+                .map(|i| TextConvNames {
+                    conv: WeightBias::dotted(&format!("{te}.layers.{i}")),
+                    gamma: format!("{te}.layers.{i}.gamma"),
+                    beta: format!("{te}.layers.{i}.beta"),
+                })
+                .collect(),
+            lstm: LstmNames::new(format!("{te}.lstm.0")),
+        };
+        let dec = DECODER;
+        let decoder = DecoderNames {
+            f0_conv: WeightBias::suffixed(&format!("{dec}.f0_conv")),
+            n_conv: WeightBias::suffixed(&format!("{dec}.n_conv")),
+            asr_conv: WeightBias::suffixed(&format!("{dec}.asr_conv")),
+            encoder_block: AdainResBlk1dNames::new(&format!("{dec}.encoder_block")),
+            decoder_blocks: (0..hp.decoder_layers)
+                .map(|i| AdainResBlk1dNames::new(&format!("{dec}.decoder_blocks.{i}")))
+                .collect(),
+        };
+        let g = GENERATOR;
+        let members = hp.resblock_members();
+        let generator = GeneratorNames {
+            m_source: WeightBias::suffixed(&format!("{g}.m_source")),
+            noise_convs: (0..hp.n_upsamples)
+                .map(|i| WeightBias::suffixed(&format!("{g}.noise_blocks.{i}.conv")))
+                .collect(),
+            noise_res: (0..hp.n_upsamples)
+                .map(|i| adain_resblock1_names(&format!("{g}.noise_blocks.{i}.resblock"), members))
+                .collect(),
+            ups: (0..hp.n_upsamples)
+                .map(|i| WeightBias::dotted(&format!("{g}.ups.{i}")))
+                .collect(),
+            resblocks: (0..hp.n_upsamples * hp.n_kernels)
+                .map(|k| adain_resblock1_names(&format!("{g}.resblocks.{k}"), members))
+                .collect(),
+            conv_post: WeightBias::suffixed(&format!("{g}.conv_post")),
+        };
+        Self {
+            albert,
+            predictor,
+            text_encoder,
+            decoder,
+            generator,
+        }
+    }
+}
+
 struct Table {
     specs: Vec<TensorSpec>,
     style_dim: u64,
 }
 
 impl Table {
-    fn add(&mut self, name: impl Into<String>, ne: &[u64]) {
-        let name = name.into();
-        let class = TensorClass::of(&name);
+    fn add(&mut self, name: &str, ne: &[u64]) {
+        let class = TensorClass::of(name);
         self.specs.push(TensorSpec {
-            name,
+            name: name.to_owned(),
             ne: ne.to_vec(),
             class,
         });
     }
 
-    /// Bidirectional single-layer LSTM, split per gate (k = 2·gate + {0: ih, 1: hh}; gates i, f, g, o).
-    fn lstm(&mut self, prefix: &str, n_in: u64, h: u64) {
-        for (w, b) in [("weights", "biases"), ("reverse_weights", "reverse_biases")] {
+    fn weight_bias(&mut self, n: &WeightBias, ne: &[u64], bias: &[u64]) {
+        self.add(&n.weight, ne);
+        self.add(&n.bias, bias);
+    }
+
+    /// Bidirectional single-layer LSTM, split per gate.
+    fn lstm(&mut self, n: &LstmNames, n_in: u64, h: u64) {
+        for d in &n.dirs {
             for gate in 0..4 {
-                self.add(format!("{prefix}.{w}.{}", 2 * gate), &[n_in, h]);
-                self.add(format!("{prefix}.{w}.{}", 2 * gate + 1), &[h, h]);
-                self.add(format!("{prefix}.{b}.{}", 2 * gate), &[h]);
-                self.add(format!("{prefix}.{b}.{}", 2 * gate + 1), &[h]);
+                self.add(&d.w_ih[gate], &[n_in, h]);
+                self.add(&d.w_hh[gate], &[h, h]);
+                self.add(&d.b_ih[gate], &[h]);
+                self.add(&d.b_hh[gate], &[h]);
             }
         }
     }
 
-    /// AdaIN / AdaLN `fc` (Linear style → 2C) split into gamma and beta halves.
-    fn halves(&mut self, gamma: &str, beta: &str, c: u64) {
-        self.add(format!("{gamma}_weight"), &[self.style_dim, c]);
-        self.add(format!("{beta}_weight"), &[self.style_dim, c]);
-        self.add(format!("{gamma}_bias"), &[c]);
-        self.add(format!("{beta}_bias"), &[c]);
+    /// AdaIN / AdaLN `fc` halves.
+    fn halves(&mut self, n: &StyleFcNames, c: u64) {
+        self.add(&n.gamma.weight, &[self.style_dim, c]);
+        self.add(&n.beta.weight, &[self.style_dim, c]);
+        self.add(&n.gamma.bias, &[c]);
+        self.add(&n.beta.bias, &[c]);
     }
 
     /// `AdainResBlk1d` (predictor F0/N blocks, decoder blocks).
-    fn adain_resblk1d(&mut self, p: &str, c_in: u64, c_out: u64, upsample: bool) {
-        self.add(format!("{p}.conv1_weight"), &[3, c_in, c_out]);
-        self.add(format!("{p}.conv1_bias"), &[c_out]);
-        self.add(format!("{p}.conv2_weight"), &[3, c_out, c_out]);
-        self.add(format!("{p}.conv2_bias"), &[c_out]);
-        self.halves(&format!("{p}.norm1_gamma"), &format!("{p}.norm1_beta"), c_in);
-        self.halves(&format!("{p}.norm2_gamma"), &format!("{p}.norm2_beta"), c_out);
+    fn adain_resblk1d(&mut self, n: &AdainResBlk1dNames, (c_in, c_out, upsample): (u64, u64, bool)) {
+        self.weight_bias(&n.conv1, &[3, c_in, c_out], &[c_out]);
+        self.weight_bias(&n.conv2, &[3, c_out, c_out], &[c_out]);
+        self.halves(&n.norm1, c_in);
+        self.halves(&n.norm2, c_out);
         if c_in != c_out {
-            self.add(format!("{p}.conv1x1_weight"), &[1, c_in, c_out]);
+            self.add(&n.conv1x1, &[1, c_in, c_out]);
         }
         if upsample {
-            self.add(format!("{p}.pool_weight"), &[3, 1, c_in]);
-            self.add(format!("{p}.pool_bias"), &[c_in]);
+            self.weight_bias(&n.pool, &[3, 1, c_in], &[c_in]);
         }
     }
 
-    /// `AdaINResBlock1` (generator resblocks and noise_res), 3 members.
-    fn adain_resblock1(&mut self, p: &str, c: u64, k: u64) {
-        for j in 0..3 {
-            let q = format!("{p}.{j}");
-            self.add(format!("{q}.convs1_weight"), &[k, c, c]);
-            self.add(format!("{q}.convs1_bias"), &[c]);
-            self.add(format!("{q}.convs2_weight"), &[k, c, c]);
-            self.add(format!("{q}.convs2_bias"), &[c]);
-            self.halves(&format!("{q}.gamma1"), &format!("{q}.beta1"), c);
-            self.halves(&format!("{q}.gamma2"), &format!("{q}.beta2"), c);
-            self.add(format!("{q}.alpha1"), &[1, c, 1]);
-            self.add(format!("{q}.alpha2"), &[1, c, 1]);
+    /// `AdaINResBlock1` (generator resblocks and noise_res).
+    fn adain_resblock1(&mut self, members: &[ResBlock1MemberNames], c: u64, k: u64) {
+        for m in members {
+            self.weight_bias(&m.convs1, &[k, c, c], &[c]);
+            self.weight_bias(&m.convs2, &[k, c, c], &[c]);
+            self.halves(&m.norm1, c);
+            self.halves(&m.norm2, c);
+            self.add(&m.alpha1, &[1, c, 1]);
+            self.add(&m.alpha2, &[1, c, 1]);
         }
     }
 }
@@ -157,6 +501,7 @@ impl Table {
 /// Every model tensor (voices excluded) the Kokoro graph needs, in the converter's order.
 pub fn tensor_specs(hp: &HParams) -> Vec<TensorSpec> {
     let dims = hp.dims;
+    let names = TensorNames::new(hp);
     let mut t = Table {
         specs: Vec::new(),
         style_dim: dims.style_dim,
@@ -166,130 +511,93 @@ pub fn tensor_specs(hp: &HParams) -> Vec<TensorSpec> {
     let ds = d + dims.style_dim; // DurationEncoder / predictor LSTM input: features + style
 
     // A. PL-BERT (ALBERT)
-    let a = "kokoro.albert";
-    t.add(format!("{a}.token_embd"), &[e, n_vocab]);
-    t.add(format!("{a}.position_embd"), &[e, hp.albert_context_length]);
-    t.add(format!("{a}.token_type_embd"), &[e]);
-    t.add(format!("{a}.norm"), &[e]);
-    t.add(format!("{a}.norm_bias"), &[e]);
-    t.add(format!("{a}.embd"), &[e, hid]);
-    t.add(format!("{a}.embd_bias"), &[hid]);
-    for l in 0..hp.albert_layers {
-        let p = format!("{a}.layer.{l}");
-        for m in ["q", "k", "v", "o"] {
-            t.add(format!("{p}.{m}"), &[hid, hid]);
+    let a = &names.albert;
+    t.add(&a.token_embd, &[e, n_vocab]);
+    t.add(&a.position_embd, &[e, hp.albert_context_length]);
+    t.add(&a.token_type_embd, &[e]);
+    t.weight_bias(&a.norm, &[e], &[e]);
+    t.weight_bias(&a.embd, &[e, hid], &[hid]);
+    for l in &a.layers {
+        for m in [&l.q, &l.k, &l.v, &l.o] {
+            t.add(&m.weight, &[hid, hid]);
         }
-        for m in ["q", "k", "v", "o"] {
-            t.add(format!("{p}.{m}_bias"), &[hid]);
+        for m in [&l.q, &l.k, &l.v, &l.o] {
+            t.add(&m.bias, &[hid]);
         }
-        t.add(format!("{p}.ffn_norm"), &[hid]);
-        t.add(format!("{p}.ffn_norm_bias"), &[hid]);
-        t.add(format!("{p}.ffn"), &[hid, dims.albert_ffn]);
-        t.add(format!("{p}.ffn_bias"), &[dims.albert_ffn]);
-        t.add(format!("{p}.ffn_out"), &[dims.albert_ffn, hid]);
-        t.add(format!("{p}.ffn_out_bias"), &[hid]);
-        t.add(format!("{p}.attn_norm"), &[hid]);
-        t.add(format!("{p}.attn_norm_bias"), &[hid]);
+        t.weight_bias(&l.ffn_norm, &[hid], &[hid]);
+        t.weight_bias(&l.ffn, &[hid, dims.albert_ffn], &[dims.albert_ffn]);
+        t.weight_bias(&l.ffn_out, &[dims.albert_ffn, hid], &[hid]);
+        t.weight_bias(&l.attn_norm, &[hid], &[hid]);
     }
 
     // B. Duration / prosody predictor
-    let dp = "kokoro.duration_predictor";
-    t.add(format!("{dp}.encode"), &[hid, d]);
-    t.add(format!("{dp}.encode_bias"), &[d]);
-    for i in 0..hp.n_layer {
-        t.lstm(&format!("{dp}.layers.{}.lstm.0", 2 * i), ds, h);
+    let p = &names.predictor;
+    t.weight_bias(&p.bert_encoder, &[hid, d], &[d]);
+    for (lstm, _) in &p.encoder {
+        t.lstm(lstm, ds, h);
     }
-    for i in 0..hp.n_layer {
-        let p = format!("{dp}.layers.{}", 2 * i + 1);
-        t.halves(&format!("{p}.gamma"), &format!("{p}.beta"), d);
+    for (_, norm) in &p.encoder {
+        t.halves(norm, d);
     }
-    t.lstm(&format!("{dp}.duration_lstm.0"), ds, h);
-    t.add(format!("{dp}.duration_proj"), &[d, dims.max_dur]);
-    t.add(format!("{dp}.duration_proj_bias"), &[dims.max_dur]);
-    t.lstm(&format!("{dp}.shared_lstm.0"), ds, h);
-    let half = d / 2;
-    for i in 0..hp.f0_n_blocks {
-        // 512→512, 512→256 with ×2 upsampling, then 256→256.
-        let (c_in, c_out, up) = match i {
-            0 => (d, d, false),
-            1 => (d, half, true),
-            _ => (half, half, false),
-        };
-        t.adain_resblk1d(&format!("{dp}.f0_blocks.{i}"), c_in, c_out, up);
-        t.adain_resblk1d(&format!("{dp}.n_blocks.{i}"), c_in, c_out, up);
+    t.lstm(&p.duration_lstm, ds, h);
+    t.weight_bias(&p.duration_proj, &[d, dims.max_dur], &[dims.max_dur]);
+    t.lstm(&p.shared_lstm, ds, h);
+    for (i, (f0, n)) in p.f0_blocks.iter().zip(&p.n_blocks).enumerate() {
+        t.adain_resblk1d(f0, hp.f0n_block(i as u64));
+        t.adain_resblk1d(n, hp.f0n_block(i as u64));
     }
-    t.add(format!("{dp}.f0_proj_kernel"), &[1, half, 1]);
-    t.add(format!("{dp}.f0_proj_bias"), &[1]);
-    t.add(format!("{dp}.n_proj_kernel"), &[1, half, 1]);
-    t.add(format!("{dp}.n_proj_bias"), &[1]);
+    let half = hp.f0n_channels();
+    t.weight_bias(&p.f0_proj, &[1, half, 1], &[1]);
+    t.weight_bias(&p.n_proj, &[1, half, 1], &[1]);
 
     // C. Text encoder
-    let te = "kokoro.text_encoder";
-    t.add(format!("{te}.embedding_weight"), &[d, n_vocab]);
-    for i in 0..hp.text_encoder_layers {
-        t.add(
-            format!("{te}.layers.{i}.weight"),
-            &[dims.text_encoder_kernel, d, d],
-        );
-        t.add(format!("{te}.layers.{i}.bias"), &[d]);
-        t.add(format!("{te}.layers.{i}.gamma"), &[d]);
-        t.add(format!("{te}.layers.{i}.beta"), &[d]);
+    let te = &names.text_encoder;
+    t.add(&te.embedding, &[d, n_vocab]);
+    for l in &te.layers {
+        t.weight_bias(&l.conv, &[dims.text_encoder_kernel, d, d], &[d]);
+        t.add(&l.gamma, &[d]);
+        t.add(&l.beta, &[d]);
     }
-    t.lstm(&format!("{te}.lstm.0"), d, h);
+    t.lstm(&te.lstm, d, h);
 
     // E. Decoder
-    let dec = "kokoro.decoder";
-    t.add(format!("{dec}.f0_conv_weight"), &[3, 1, 1]);
-    t.add(format!("{dec}.f0_conv_bias"), &[1]);
-    t.add(format!("{dec}.n_conv_weight"), &[3, 1, 1]);
-    t.add(format!("{dec}.n_conv_bias"), &[1]);
-    t.add(format!("{dec}.asr_conv_weight"), &[1, d, dims.asr_res_channels]);
-    t.add(format!("{dec}.asr_conv_bias"), &[dims.asr_res_channels]);
-    let dim_in = d + 2; // asr features + F0 + N
-    let block_in = 2 * d + 2 + dims.asr_res_channels; // 1024 + 2 + 64
-    t.adain_resblk1d(&format!("{dec}.encoder_block"), dim_in, 2 * d, false);
-    for i in 0..hp.decoder_layers {
-        let last = i + 1 == hp.decoder_layers;
-        let c_out = if last {
-            dims.upsample_initial_channel
-        } else {
-            2 * d
-        };
-        t.adain_resblk1d(&format!("{dec}.decoder_blocks.{i}"), block_in, c_out, last);
+    let dec = &names.decoder;
+    t.weight_bias(&dec.f0_conv, &[3, 1, 1], &[1]);
+    t.weight_bias(&dec.n_conv, &[3, 1, 1], &[1]);
+    t.weight_bias(
+        &dec.asr_conv,
+        &[1, d, dims.asr_res_channels],
+        &[dims.asr_res_channels],
+    );
+    t.adain_resblk1d(&dec.encoder_block, hp.decoder_encode_block());
+    for (i, b) in dec.decoder_blocks.iter().enumerate() {
+        t.adain_resblk1d(b, hp.decoder_block(i as u64));
     }
 
     // F. Generator
-    let g = "kokoro.decoder.generator";
+    let g = &names.generator;
     let post = hp.post_channels();
-    t.add(format!("{g}.m_source_weight"), &[N_HARMONICS, 1]);
-    t.add(format!("{g}.m_source_bias"), &[1]);
+    t.weight_bias(&g.m_source, &[N_HARMONICS, 1], &[1]);
     for i in 0..hp.n_upsamples {
         let c = hp.upsample_channels(i);
-        let stride = hp.noise_strides.get(i as usize).copied().unwrap_or(1);
-        // noise_convs[i]: kernel 2·stride for stride > 1, else 1.
-        let k = if stride > 1 { 2 * stride } else { 1 };
-        t.add(format!("{g}.noise_blocks.{i}.conv_weight"), &[k, post, c]);
-        t.add(format!("{g}.noise_blocks.{i}.conv_bias"), &[c]);
-        // noise_res[i]: kernel 7 after the first upsample, 11 after the last.
-        let rk = if i + 1 == hp.n_upsamples { 11 } else { 7 };
-        t.adain_resblock1(&format!("{g}.noise_blocks.{i}.resblock"), c, rk);
+        let iu = i as usize;
+        t.weight_bias(&g.noise_convs[iu], &[hp.noise_kernel(i), post, c], &[c]);
+        t.adain_resblock1(&g.noise_res[iu], c, hp.noise_res_kernel(i));
     }
     for i in 0..hp.n_upsamples {
         let (c_in, c_out) = (dims.upsample_initial_channel >> i, hp.upsample_channels(i));
-        t.add(
-            format!("{g}.ups.{i}.weight"),
-            &[UPSAMPLE_KERNELS[i as usize % 2], c_out, c_in],
+        t.weight_bias(
+            &g.ups[i as usize],
+            &[hp.upsample_kernel(i), c_out, c_in],
+            &[c_out],
         );
-        t.add(format!("{g}.ups.{i}.bias"), &[c_out]);
     }
-    for k in 0..hp.n_upsamples * hp.n_kernels {
-        let c = hp.upsample_channels(k / hp.n_kernels);
-        let kernel = RESBLOCK_KERNELS[(k % hp.n_kernels) as usize % RESBLOCK_KERNELS.len()];
-        t.adain_resblock1(&format!("{g}.resblocks.{k}"), c, kernel);
+    for (k, r) in g.resblocks.iter().enumerate() {
+        let k = k as u64;
+        t.adain_resblock1(r, hp.upsample_channels(k / hp.n_kernels), hp.resblock_kernel(k));
     }
     let c_last = hp.upsample_channels(hp.n_upsamples - 1);
-    t.add(format!("{g}.conv_post_weight"), &[7, c_last, post]);
-    t.add(format!("{g}.conv_post_bias"), &[post]);
+    t.weight_bias(&g.conv_post, &[CONV_POST_KERNEL, c_last, post], &[post]);
     t.specs
 }
 
@@ -322,6 +630,8 @@ mod tests {
             upsample_paddings: vec![5, 3],
             noise_strides: vec![6, 1],
             noise_paddings: vec![3, 0],
+            noise_res_dilations: vec![vec![1, 3, 5]; 2],
+            resblock_dilations: vec![vec![1, 3, 5]; 6],
         }
     }
 

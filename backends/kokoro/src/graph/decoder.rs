@@ -11,12 +11,11 @@
 use tts_ggml::{Context, GgmlType, Tensor};
 
 use super::fused::{adain_act, Activation};
-use super::{conv1d, GraphError, KokoroWeights, Result};
+use super::{conv1d_tiled, Conv1d, KokoroWeights, Loader, Result, StyleFc, Weight};
+use crate::weights::{AdainResBlk1dNames, DecoderNames};
 
 /// LeakyReLU slope inside `AdainResBlk1d`.
 const SLOPE: f32 = 0.2;
-/// Decode blocks.
-pub const N_DECODE: usize = 4;
 
 /// Interleaves `a`, `b` `[T, C]` along time: `[a0, b0, a1, b1, …]` → `[2T, C]`.
 fn interleave<'a>(ctx: &'a Context, a: Tensor<'a>, b: Tensor<'a>) -> Result<Tensor<'a>> {
@@ -43,87 +42,105 @@ fn dw_tap<'a>(ctx: &'a Context, kernel: Tensor<'a>, k: usize) -> Result<Tensor<'
 
 /// The learned upsample `pool`: depthwise `ConvTranspose1d(C, C, 3, stride 2, padding 1,
 /// output_padding 1, groups C)`, in polyphase form (exact): `y[2t] = w1·x[t]`,
-/// `y[2t+1] = w2·x[t] + w0·x[t+1]` with `x[T] = 0`; plus the bias. `x` `[T, C]` → `[2T, C]`.
-pub fn depthwise_upsample<'a>(
-    ctx: &'a Context,
-    w: &'a KokoroWeights,
-    prefix: &str,
-    x: Tensor<'a>,
-) -> Result<Tensor<'a>> {
-    let kernel = w.tensor(&format!("{prefix}.pool_weight"))?; // [3, 1, C]
-    let [t, c, ..] = x.ne();
-    if kernel.ne() != [3, 1, c, 1] {
-        return Err(GraphError::Input(format!(
-            "{prefix}.pool_weight {:?} does not match {c} channels",
-            kernel.ne()
-        )));
+/// `y[2t+1] = w2·x[t] + w0·x[t+1]` with `x[T] = 0`; plus the bias. Kernel `[3, 1, C]` (checked
+/// at load), bias `[C]`.
+#[derive(Debug, Clone)]
+pub struct DepthwiseUpsample {
+    kernel: Weight,
+    bias: Weight,
+}
+
+impl DepthwiseUpsample {
+    /// `x` `[T, C]` → `[2T, C]`.
+    pub fn forward<'a>(&self, ctx: &'a Context, w: &'a KokoroWeights, x: Tensor<'a>) -> Result<Tensor<'a>> {
+        let kernel = w.get(&self.kernel)?; // [3, 1, C]
+        let [t, c, ..] = x.ne();
+        let (w0, w1, w2) = (
+            dw_tap(ctx, kernel, 0)?,
+            dw_tap(ctx, kernel, 1)?,
+            dw_tap(ctx, kernel, 2)?,
+        );
+        let even = ctx.mul(x, w1)?; // [T, C]
+        let mut odd = ctx.mul(x, w2)?;
+        if t > 1 {
+            let es = std::mem::size_of::<f32>();
+            let next = ctx.view(x, &[t - 1, c], &[x.nb()[1]], es)?; // x[t+1]
+            let next = ctx.pad_ext(ctx.cont(next)?, [0; 4], [1, 0, 0, 0])?; // x[T] = 0
+            odd = ctx.add(odd, ctx.mul(next, w0)?)?;
+        }
+        let y = interleave(ctx, even, odd)?; // [2T, C]
+        let bias = ctx.reshape(w.get(&self.bias)?, &[1, c])?;
+        Ok(ctx.add(y, bias)?)
     }
-    let (w0, w1, w2) = (
-        dw_tap(ctx, kernel, 0)?,
-        dw_tap(ctx, kernel, 1)?,
-        dw_tap(ctx, kernel, 2)?,
-    );
-    let even = ctx.mul(x, w1)?; // [T, C]
-    let mut odd = ctx.mul(x, w2)?;
-    if t > 1 {
-        let es = std::mem::size_of::<f32>();
-        let next = ctx.view(x, &[t - 1, c], &[x.nb()[1]], es)?; // x[t+1]
-        let next = ctx.pad_ext(ctx.cont(next)?, [0; 4], [1, 0, 0, 0])?; // x[T] = 0
-        odd = ctx.add(odd, ctx.mul(next, w0)?)?;
-    }
-    let y = interleave(ctx, even, odd)?; // [2T, C]
-    let bias = ctx.reshape(w.tensor(&format!("{prefix}.pool_bias"))?, &[1, c])?;
-    Ok(ctx.add(y, bias)?)
 }
 
 /// `AdainResBlk1d(dim_in, dim_out, style_dim=128, upsample)`; see the module docs.
-#[derive(Debug, Clone, Copy)]
-pub struct AdainResBlk1d;
+#[derive(Debug, Clone)]
+pub struct AdainResBlk1d {
+    norm1: StyleFc,
+    /// The learned upsample of the residual path, when the block upsamples.
+    pool: Option<DepthwiseUpsample>,
+    conv1: Conv1d,
+    norm2: StyleFc,
+    conv2: Conv1d,
+    /// The 1×1 shortcut conv (no bias), when the block changes the channel count.
+    conv1x1: Option<Weight>,
+}
 
 impl AdainResBlk1d {
-    /// `x` `[T, C_in]` → `[T', C_out]` (`T' = 2T` when `upsample`). Channel counts come from
-    /// the weights under `prefix` (`norm1_*`, `conv1_*`, `norm2_*`, `conv2_*`, optional
-    /// `conv1x1_weight`, `pool_*`).
+    /// Resolves the block under `n` with `(c_in, c_out, upsample)` from [`crate::HParams`]
+    /// (`f0n_block`, `decoder_block`, …).
+    pub fn load(
+        ld: &Loader<'_>,
+        n: &AdainResBlk1dNames,
+        (c_in, c_out, upsample): (u64, u64, bool),
+    ) -> Result<Self> {
+        let pool = if upsample {
+            Some(DepthwiseUpsample {
+                kernel: ld.weight(&n.pool.weight)?,
+                bias: ld.weight(&n.pool.bias)?,
+            })
+        } else {
+            None
+        };
+        let conv1x1 = if c_in != c_out {
+            Some(ld.weight(&n.conv1x1)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            norm1: StyleFc::load(ld, &n.norm1)?,
+            pool,
+            conv1: Conv1d::load(ld, &n.conv1, 1, 1, 1)?,
+            norm2: StyleFc::load(ld, &n.norm2)?,
+            conv2: Conv1d::load(ld, &n.conv2, 1, 1, 1)?,
+            conv1x1,
+        })
+    }
+
+    /// `x` `[T, C_in]` → `[T', C_out]` (`T' = 2T` when the block upsamples).
     pub fn forward<'a>(
+        &self,
         ctx: &'a Context,
         w: &'a KokoroWeights,
-        prefix: &str,
         x: Tensor<'a>,
         s: Tensor<'a>,
-        upsample: bool,
     ) -> Result<Tensor<'a>> {
-        let p = prefix;
         // Residual path.
-        let mut r = adain_act(
-            ctx,
-            w,
-            &format!("{p}.norm1_gamma"),
-            &format!("{p}.norm1_beta"),
-            x,
-            s,
-            Activation::LeakyRelu(SLOPE),
-        )?;
-        if upsample {
-            r = depthwise_upsample(ctx, w, p, r)?;
+        let mut r = adain_act(ctx, w, &self.norm1, x, s, Activation::LeakyRelu(SLOPE))?;
+        if let Some(pool) = &self.pool {
+            r = pool.forward(ctx, w, r)?;
         }
-        r = conv1d(ctx, w, &format!("{p}.conv1"), r, 1, 1, 1)?;
-        r = adain_act(
-            ctx,
-            w,
-            &format!("{p}.norm2_gamma"),
-            &format!("{p}.norm2_beta"),
-            r,
-            s,
-            Activation::LeakyRelu(SLOPE),
-        )?;
-        r = conv1d(ctx, w, &format!("{p}.conv2"), r, 1, 1, 1)?;
+        r = self.conv1.forward(ctx, w, r)?;
+        r = adain_act(ctx, w, &self.norm2, r, s, Activation::LeakyRelu(SLOPE))?;
+        r = self.conv2.forward(ctx, w, r)?;
         // Shortcut.
         let mut sc = x;
-        if upsample {
+        if self.pool.is_some() {
             sc = upsample_nearest2(ctx, sc)?;
         }
-        if w.has(&format!("{p}.conv1x1_weight")) {
-            sc = super::conv1d_tiled(ctx, w.tensor(&format!("{p}.conv1x1_weight"))?, sc, 1, 0, 1)?;
+        if let Some(k) = &self.conv1x1 {
+            sc = conv1d_tiled(ctx, w.get(k)?, sc, 1, 0, 1)?;
         }
         let sum = ctx.add(r, sc)?;
         Ok(ctx.scale(sum, std::f32::consts::FRAC_1_SQRT_2, 0.0)?)
@@ -131,8 +148,14 @@ impl AdainResBlk1d {
 }
 
 /// The decoder body of `Decoder.forward` (everything before the generator).
-#[derive(Debug, Clone, Copy)]
-pub struct Decoder;
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    f0_conv: Conv1d,
+    n_conv: Conv1d,
+    asr_conv: Conv1d,
+    encoder_block: AdainResBlk1d,
+    decoder_blocks: Vec<AdainResBlk1d>,
+}
 
 /// Outputs of [`Decoder::forward`].
 #[derive(Debug, Clone, Copy)]
@@ -144,8 +167,27 @@ pub struct DecoderTensors<'a> {
 }
 
 impl Decoder {
+    /// Resolves the decoder's tensors; block sizes from [`crate::HParams`].
+    pub fn load(ld: &Loader<'_>, n: &DecoderNames) -> Result<Self> {
+        let hp = ld.hparams();
+        Ok(Self {
+            // F0_conv, N_conv: Conv1d(1, 1, 3, stride 2, padding 1) (frame rate 2F → F).
+            f0_conv: Conv1d::load(ld, &n.f0_conv, 2, 1, 1)?,
+            n_conv: Conv1d::load(ld, &n.n_conv, 2, 1, 1)?,
+            asr_conv: Conv1d::load(ld, &n.asr_conv, 1, 0, 1)?,
+            encoder_block: AdainResBlk1d::load(ld, &n.encoder_block, hp.decoder_encode_block())?,
+            decoder_blocks: n
+                .decoder_blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| AdainResBlk1d::load(ld, b, hp.decoder_block(i as u64)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
     /// `asr` `[F, 512]`, `f0` and `n` `[2F, 1]`, `s` = `style_decoder_s` `[128]`.
     pub fn forward<'a>(
+        &self,
         ctx: &'a Context,
         w: &'a KokoroWeights,
         asr: Tensor<'a>,
@@ -153,11 +195,10 @@ impl Decoder {
         n: Tensor<'a>,
         s: Tensor<'a>,
     ) -> Result<DecoderTensors<'a>> {
-        let p = "kokoro.decoder";
-        let f0c = conv1d(ctx, w, &format!("{p}.f0_conv"), f0, 2, 1, 1)?; // [F, 1]
-        let nc = conv1d(ctx, w, &format!("{p}.n_conv"), n, 2, 1, 1)?; // [F, 1]
+        let f0c = self.f0_conv.forward(ctx, w, f0)?; // [F, 1]
+        let nc = self.n_conv.forward(ctx, w, n)?; // [F, 1]
         if f0c.ne()[0] != asr.ne()[0] || nc.ne()[0] != asr.ne()[0] {
-            return Err(GraphError::Input(format!(
+            return Err(super::GraphError::Input(format!(
                 "F0/N curves of length {} do not give the {} frames of asr",
                 f0.ne()[0],
                 asr.ne()[0]
@@ -166,12 +207,11 @@ impl Decoder {
         let encode_in = ctx
             .concat(ctx.concat(asr, f0c, 1)?, nc, 1)?
             .set_name("decoder_encode_in")?; // [F, 514]
-        let mut x = AdainResBlk1d::forward(ctx, w, &format!("{p}.encoder_block"), encode_in, s, false)?; // [F, 1024]
-        let asr_res = conv1d(ctx, w, &format!("{p}.asr_conv"), asr, 1, 0, 1)?; // [F, 64]
-        for i in 0..N_DECODE {
+        let mut x = self.encoder_block.forward(ctx, w, encode_in, s)?; // [F, 1024]
+        let asr_res = self.asr_conv.forward(ctx, w, asr)?; // [F, 64]
+        for block in &self.decoder_blocks {
             let cat = ctx.concat(ctx.concat(ctx.concat(x, asr_res, 1)?, f0c, 1)?, nc, 1)?; // [F, 1090]
-            let up = i == N_DECODE - 1;
-            x = AdainResBlk1d::forward(ctx, w, &format!("{p}.decoder_blocks.{i}"), cat, s, up)?;
+            x = block.forward(ctx, w, cat, s)?;
         }
         Ok(DecoderTensors {
             encode_in,

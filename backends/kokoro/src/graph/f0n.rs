@@ -7,8 +7,9 @@
 use tts_ggml::{Context, Tensor};
 
 use super::decoder::AdainResBlk1d;
-use super::lstm::bilstm;
-use super::{conv1d_named, KokoroWeights, Result};
+use super::lstm::BiLstm;
+use super::{Conv1d, KokoroWeights, Loader, Result};
+use crate::weights::PredictorNames;
 
 /// Outputs of [`F0Ntrain::forward`].
 #[derive(Debug, Clone, Copy)]
@@ -19,34 +20,67 @@ pub struct F0nTensors<'a> {
     pub n: Tensor<'a>,
 }
 
+/// One branch (F0 or N): its blocks and its 1×1 projection.
+#[derive(Debug, Clone)]
+struct Branch {
+    blocks: Vec<AdainResBlk1d>,
+    proj: Conv1d,
+    name: &'static str,
+}
+
 /// `ProsodyPredictor.F0Ntrain(x, s)`.
-#[derive(Debug, Clone, Copy)]
-pub struct F0Ntrain;
+#[derive(Debug, Clone)]
+pub struct F0Ntrain {
+    shared: BiLstm,
+    /// `[F0, N]`.
+    branches: [Branch; 2],
+}
 
 impl F0Ntrain {
+    /// Resolves the shared LSTM and both branches; block sizes from [`crate::HParams`].
+    pub fn load(ld: &Loader<'_>, n: &PredictorNames) -> Result<Self> {
+        let hp = ld.hparams();
+        let branch = |blocks: &[crate::weights::AdainResBlk1dNames],
+                      proj: &crate::weights::WeightBias,
+                      name: &'static str|
+         -> Result<Branch> {
+            Ok(Branch {
+                blocks: blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| AdainResBlk1d::load(ld, b, hp.f0n_block(i as u64)))
+                    .collect::<Result<_>>()?,
+                proj: Conv1d::load(ld, proj, 1, 0, 1)?,
+                name,
+            })
+        };
+        Ok(Self {
+            shared: BiLstm::load(ld, &n.shared_lstm)?,
+            branches: [
+                branch(&n.f0_blocks, &n.f0_proj, "F0_pred")?,
+                branch(&n.n_blocks, &n.n_proj, "N_pred")?,
+            ],
+        })
+    }
+
     /// `en` `[640, F]` (channel-major, `d·A`), `s` = `style_predictor_s` `[128]`.
     pub fn forward<'a>(
+        &self,
         ctx: &'a Context,
         w: &'a KokoroWeights,
         en: Tensor<'a>,
         s: Tensor<'a>,
     ) -> Result<F0nTensors<'a>> {
-        let p = "kokoro.duration_predictor";
-        let x = bilstm(ctx, w, &format!("{p}.shared_lstm.0"), en, "shared_lstm")?; // [512, F]
+        let x = self.shared.forward(ctx, w, en, "shared_lstm")?; // [512, F]
         let x = ctx.cont(ctx.transpose(x)?)?; // [F, 512]
         let mut outs = Vec::with_capacity(2);
-        for (branch, proj, name) in [
-            ("f0_blocks", "f0_proj", "F0_pred"),
-            ("n_blocks", "n_proj", "N_pred"),
-        ] {
+        for b in &self.branches {
             let mut cur = x;
-            for i in 0..3 {
-                cur = AdainResBlk1d::forward(ctx, w, &format!("{p}.{branch}.{i}"), cur, s, i == 1)?;
+            for block in &b.blocks {
+                cur = block.forward(ctx, w, cur, s)?;
             } // [2F, 256]
-            let kernel = format!("{p}.{proj}_kernel");
-            let bias = format!("{p}.{proj}_bias");
-            let out = conv1d_named(ctx, w, &kernel, &bias, cur, 1, 0, 1)?; // [2F, 1]
-            outs.push(out.set_name(name)?);
+            let out = b.proj.forward(ctx, w, cur)?; // [2F, 1]
+            outs.push(out.set_name(b.name)?);
         }
         Ok(F0nTensors {
             f0: outs[0],

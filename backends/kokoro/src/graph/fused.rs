@@ -14,7 +14,7 @@
 
 use tts_ggml::{Context, GgmlType, Split, Tensor};
 
-use super::{KokoroWeights, Result};
+use super::{KokoroWeights, Result, StyleFc};
 
 /// The activation applied after the normalisation.
 #[derive(Debug, Clone, Copy)]
@@ -28,22 +28,17 @@ pub enum Activation<'a> {
 /// InstanceNorm eps of `AdaIN1d`.
 const EPS: f64 = 1e-5;
 
-/// `AdaIN1d` (`γ`, `β` from `fc(s)` stored as `{gamma}_weight`, `{gamma}_bias`,
-/// `{beta}_weight`, `{beta}_bias`) followed by `act`, on `x` `[T, C]` → `[T, C]`.
+/// `AdaIN1d` (`γ`, `β` from `fc(s)`) followed by `act`, on `x` `[T, C]` → `[T, C]`.
 pub fn adain_act<'a>(
     ctx: &'a Context,
     w: &'a KokoroWeights,
-    gamma: &str,
-    beta: &str,
+    fc: &StyleFc,
     x: Tensor<'a>,
     s: Tensor<'a>,
     act: Activation<'a>,
 ) -> Result<Tensor<'a>> {
     let c = x.ne()[1];
-    let g = ctx.mul_mat(w.tensor(&format!("{gamma}_weight"))?, s)?; // [C, 1]
-    let g = ctx.add(g, w.tensor(&format!("{gamma}_bias"))?)?; // γ
-    let b = ctx.mul_mat(w.tensor(&format!("{beta}_weight"))?, s)?;
-    let b = ctx.add(b, w.tensor(&format!("{beta}_bias"))?)?; // β
+    let (g, b) = fc.forward(ctx, w, s)?; // γ, β [C, 1]
     let x = if x.is_contiguous() { x } else { ctx.cont(x)? };
     let ne = x.ne();
     match act {

@@ -17,19 +17,8 @@ use std::sync::Arc;
 
 use tts_ggml::{Context, CustomArgs, Split, Tensor};
 
-use super::{GraphError, KokoroWeights, Result};
-use crate::model_file::KokoroModelFile;
-
-/// GGUF prefixes of the six LSTMs (each followed by `.weights.k`, `.biases.k`,
-/// `.reverse_weights.k`, `.reverse_biases.k`, `k = 2·gate + (0 ih | 1 hh)`).
-pub const LSTM_PREFIXES: &[&str] = &[
-    "kokoro.text_encoder.lstm.0",
-    "kokoro.duration_predictor.layers.0.lstm.0",
-    "kokoro.duration_predictor.layers.2.lstm.0",
-    "kokoro.duration_predictor.layers.4.lstm.0",
-    "kokoro.duration_predictor.duration_lstm.0",
-    "kokoro.duration_predictor.shared_lstm.0",
-];
+use super::{GraphError, KokoroWeights, Loader, Result, Weight};
+use crate::weights::LstmNames;
 
 /// Gate count (i, f, g, o).
 const N_GATES: usize = 4;
@@ -44,31 +33,22 @@ pub struct Recurrent {
 }
 
 impl Recurrent {
-    /// Reads and fuses `{prefix}.{weights,reverse_weights}.{1,3,5,7}` (each `ne = [H, H]`, i.e.
-    /// `H` rows of `H` inputs), converting F16 and quantized storage to F32.
-    pub fn load(file: &KokoroModelFile, prefix: &str) -> Result<Self> {
+    /// Reads and fuses the `W_hh` of both directions (each `ne = [H, H]`, i.e. `H` rows of `H`
+    /// inputs), converting F16 and quantized storage to F32: the recurrence is a host loop over
+    /// F32 rows, so F16 and quantized files (TTS.cpp's -nqf/Q8_0/Q4...) are dequantized once here.
+    pub fn load(ld: &Loader<'_>, names: &LstmNames) -> Result<Self> {
+        let hidden = ld.hparams().lstm_hidden() as usize;
         let mut w_hh: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
-        let mut hidden = 0;
-        for (dir, kind) in ["weights", "reverse_weights"].iter().enumerate() {
-            for gate in 0..N_GATES {
-                let name = format!("{prefix}.{kind}.{}", 2 * gate + 1);
-                let t = file
-                    .tensor(&name)
-                    .ok_or_else(|| GraphError::MissingTensor(name.clone()))?;
-                hidden = t.info.ne[0] as usize;
-                let n = t.info.ne.iter().product::<u64>() as usize;
-                // F16 and quantized files (TTS.cpp's -nqf/Q8_0/Q4...) are dequantized once here:
-                // the recurrence is a host loop over F32 rows.
-                let ty = super::ggml_type(t.info.ggml_type).ok_or_else(|| GraphError::UnsupportedType {
-                    name: name.clone(),
-                    ty: t.info.ggml_type.name(),
-                    reason: "not a Kokoro storage type",
-                })?;
-                w_hh[dir].extend(ty.to_f32(t.data, n)?);
+        for (dir, d) in names.dirs.iter().enumerate() {
+            for name in &d.w_hh {
+                w_hh[dir].extend(ld.host_f32(name)?);
             }
         }
         if hidden == 0 || w_hh.iter().any(|w| w.len() != N_GATES * hidden * hidden) {
-            return Err(GraphError::Input(format!("{prefix}: W_hh blocks are not [H, H]")));
+            return Err(GraphError::Input(format!(
+                "{}: W_hh blocks are not [H, H]",
+                names.prefix
+            )));
         }
         Ok(Self { hidden, w_hh })
     }
@@ -110,57 +90,95 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Builds a bidirectional LSTM over `x` `[In, T]` with the weights under `prefix`; returns
-/// `[2H, T]` (forward units 0..H, reverse units H..2H), named `name`.
-pub fn bilstm<'a>(
-    ctx: &'a Context,
-    w: &'a KokoroWeights,
-    prefix: &str,
-    x: Tensor<'a>,
-    name: &str,
-) -> Result<Tensor<'a>> {
-    let rec = w.recurrent(prefix)?;
-    let h_n = rec.hidden() as i64;
-    let n_t = x.ne()[1];
-    let mut dirs = Vec::with_capacity(2);
-    for (kind_w, kind_b) in [("weights", "biases"), ("reverse_weights", "reverse_biases")] {
-        let mut gates: Option<Tensor<'a>> = None;
-        for gate in 0..N_GATES {
-            let k_ih = 2 * gate;
-            let mut cur = ctx.mul_mat(w.tensor(&format!("{prefix}.{kind_w}.{k_ih}"))?, x)?; // [H, T]
-            cur = ctx.add(cur, w.tensor(&format!("{prefix}.{kind_b}.{k_ih}"))?)?;
-            cur = ctx.add(cur, w.tensor(&format!("{prefix}.{kind_b}.{}", k_ih + 1))?)?;
-            gates = Some(match gates {
-                None => cur,
-                Some(g) => ctx.concat(g, cur, 0)?, // [(gate+1)·H, T]
-            });
-        }
-        dirs.push(gates.ok_or_else(|| GraphError::Input("no gates".into()))?); // [4H, T]
+/// The input projection of one gate: `W_ih`, `b_ih`, `b_hh`.
+#[derive(Debug, Clone)]
+struct GateInput {
+    w_ih: Weight,
+    b_ih: Weight,
+    b_hh: Weight,
+}
+
+/// A bidirectional `nn.LSTM` (see the module docs): the input projections as graph weights, the
+/// fused recurrent matrices for the custom op.
+#[derive(Debug, Clone)]
+pub struct BiLstm {
+    /// `[forward, reverse]`, gates i, f, g, o.
+    dirs: [[GateInput; N_GATES]; 2],
+    rec: Arc<Recurrent>,
+}
+
+impl BiLstm {
+    /// Resolves the LSTM under `names`.
+    pub fn load(ld: &Loader<'_>, names: &LstmNames) -> Result<Self> {
+        let dir = |d: usize| -> Result<[GateInput; N_GATES]> {
+            let n = &names.dirs[d];
+            let gate = |g: usize| -> Result<GateInput> {
+                Ok(GateInput {
+                    w_ih: ld.weight(&n.w_ih[g])?,
+                    b_ih: ld.weight(&n.b_ih[g])?,
+                    b_hh: ld.weight(&n.b_hh[g])?,
+                })
+            };
+            Ok([gate(0)?, gate(1)?, gate(2)?, gate(3)?])
+        };
+        Ok(Self {
+            dirs: [dir(0)?, dir(1)?],
+            rec: Arc::new(Recurrent::load(ld, names)?),
+        })
     }
-    let gates = ctx.concat(dirs[0], dirs[1], 2)?; // [4H, T, 2]
-    let gates = gates.set_name(&format!("{name}.gates"))?;
-    let op_rec = Arc::clone(&rec);
-    let hs = ctx.custom(
-        [h_n, n_t, 2, 1],
-        &[gates],
-        Split::Outer(2),
-        move |args: CustomArgs<'_>| {
-            let CustomArgs {
-                dst,
-                blocks,
-                block_len,
-                srcs,
-                ..
-            } = args;
-            let src = srcs[0].data;
-            let per_dir = src.len() / 2;
-            for (out, dir) in dst.chunks_exact_mut(block_len).zip(blocks) {
-                op_rec.run(dir, &src[dir * per_dir..(dir + 1) * per_dir], out);
+
+    /// The LSTM over `x` `[In, T]`; returns `[2H, T]` (forward units 0..H, reverse units
+    /// H..2H), named `name`.
+    pub fn forward<'a>(
+        &self,
+        ctx: &'a Context,
+        w: &'a KokoroWeights,
+        x: Tensor<'a>,
+        name: &str,
+    ) -> Result<Tensor<'a>> {
+        let rec = &self.rec;
+        let h_n = rec.hidden() as i64;
+        let n_t = x.ne()[1];
+        let mut dirs = Vec::with_capacity(2);
+        for dir in &self.dirs {
+            let mut gates: Option<Tensor<'a>> = None;
+            for g in dir {
+                let mut cur = ctx.mul_mat(w.get(&g.w_ih)?, x)?; // [H, T]
+                cur = ctx.add(cur, w.get(&g.b_ih)?)?;
+                cur = ctx.add(cur, w.get(&g.b_hh)?)?;
+                gates = Some(match gates {
+                    None => cur,
+                    Some(g) => ctx.concat(g, cur, 0)?, // [(gate+1)·H, T]
+                });
             }
-        },
-    )?; // [H, T, 2]
-    let cur = ctx.permute(hs, [0, 2, 1, 3])?; // [H, 2, T]
-    let cur = ctx.cont(cur)?;
-    let cur = ctx.reshape(cur, &[2 * h_n, n_t])?; // [2H, T]
-    Ok(cur.set_name(name)?)
+            dirs.push(gates.ok_or_else(|| GraphError::Input("no gates".into()))?);
+            // [4H, T]
+        }
+        let gates = ctx.concat(dirs[0], dirs[1], 2)?; // [4H, T, 2]
+        let gates = gates.set_name(&format!("{name}.gates"))?;
+        let op_rec = Arc::clone(rec);
+        let hs = ctx.custom(
+            [h_n, n_t, 2, 1],
+            &[gates],
+            Split::Outer(2),
+            move |args: CustomArgs<'_>| {
+                let CustomArgs {
+                    dst,
+                    blocks,
+                    block_len,
+                    srcs,
+                    ..
+                } = args;
+                let src = srcs[0].data;
+                let per_dir = src.len() / 2;
+                for (out, dir) in dst.chunks_exact_mut(block_len).zip(blocks) {
+                    op_rec.run(dir, &src[dir * per_dir..(dir + 1) * per_dir], out);
+                }
+            },
+        )?; // [H, T, 2]
+        let cur = ctx.permute(hs, [0, 2, 1, 3])?; // [H, 2, T]
+        let cur = ctx.cont(cur)?;
+        let cur = ctx.reshape(cur, &[2 * h_n, n_t])?; // [2H, T]
+        Ok(cur.set_name(name)?)
+    }
 }

@@ -2,8 +2,12 @@
 //!
 //! * [`KokoroWeights`]: every model tensor of a checked [`KokoroModelFile`] placed into a
 //!   [`tts_ggml::Weights`] **without copying** (the GGUF mapping is wrapped as a CPU buffer and
-//!   kept alive through the `Arc`), plus the fused recurrent LSTM matrices the custom LSTM op
-//!   reads on the host. Shared read-only by every request (`Send + Sync`, put it in an `Arc`).
+//!   kept alive through the `Arc`), and the [`KokoroModel`]: one struct per module, built once
+//!   at load by its `load` from the name table ([`crate::weights::TensorNames`]) and the
+//!   [`HParams`], holding every tensor it uses as a resolved [`Weight`] (plus the fused recurrent
+//!   LSTM matrices the custom LSTM op reads on the host). A missing or mis-shaped weight fails
+//!   there, naming the tensor. Shared read-only by every request (`Send + Sync`, put it in an
+//!   `Arc`); building a graph formats no tensor name.
 //! * [`albert`]: `CustomAlbert` (PL-BERT) and the `bert_encoder` projection.
 //! * [`decoder`]: `AdaIN1d`, `AdainResBlk1d` (with the depthwise transposed-conv upsample) and the
 //!   `Decoder` body up to `generator_in`.
@@ -41,8 +45,9 @@ use std::sync::Arc;
 
 use tts_ggml::{ComputeDevice, Context, GgmlError, GgmlType, Tensor, Weights, WeightsBuilder, MAX_NAME_LEN};
 
+use crate::hparams::HParams;
 use crate::model_file::KokoroModelFile;
-use crate::weights::VOICE_PREFIX;
+use crate::weights::{StyleFcNames, TensorNames, WeightBias, VOICE_PREFIX};
 
 /// Errors of graph building, weight loading and running.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +65,16 @@ pub enum GraphError {
     /// A missing model tensor (the model file checks make this a bug).
     #[error("tensor {0} is missing from the model file")]
     MissingTensor(String),
+    /// A model tensor whose shape is not the table's (the model file checks make this a bug).
+    #[error("tensor {name}: shape {found:?}, expected {expected:?}")]
+    WrongShape {
+        name: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
+    /// A name a module asked for that the tensor table does not list (a bug in this crate).
+    #[error("tensor {0} is not in the tensor table (weights.rs)")]
+    NotInTable(String),
     /// Bad caller input (empty or over-long token sequence, wrong style length, bad speed).
     #[error("invalid input: {0}")]
     Input(String),
@@ -99,26 +114,254 @@ pub fn ggml_name(gguf_name: &str) -> &str {
     }
 }
 
+/// A model weight resolved at load: present in the weights with the table's shape. Building a
+/// graph fetches it with [`KokoroWeights::get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weight {
+    /// The ggml name ([`ggml_name`] of the GGUF name).
+    name: Box<str>,
+    ne: [i64; 4],
+}
+
+impl Weight {
+    /// The weight's ggml name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its dimensions, ggml order.
+    pub fn ne(&self) -> [i64; 4] {
+        self.ne
+    }
+}
+
+/// What a module's `load` reads: the wrapped weights, the checked file (for host copies) and
+/// the expected shape of every table name.
+#[derive(Debug)]
+pub struct Loader<'a> {
+    weights: &'a Weights<'static>,
+    file: &'a KokoroModelFile,
+    specs: HashMap<&'a str, &'a [u64]>,
+}
+
+impl Loader<'_> {
+    /// The hyper-parameters of the file.
+    pub fn hparams(&self) -> &HParams {
+        self.file.hparams()
+    }
+
+    /// Resolves the weight `name` (a table name): an error names a tensor that is missing, not
+    /// in the table, or not of the table's shape.
+    pub fn weight(&self, name: &str) -> Result<Weight> {
+        let spec = self
+            .specs
+            .get(name)
+            .ok_or_else(|| GraphError::NotInTable(name.to_owned()))?;
+        let t = self
+            .weights
+            .tensor(ggml_name(name))
+            .map_err(|_| GraphError::MissingTensor(name.to_owned()))?;
+        let mut expected = [1i64; 4];
+        for (e, &n) in expected.iter_mut().zip(spec.iter()) {
+            *e = n as i64;
+        }
+        if t.ne() != expected || spec.len() > 4 {
+            return Err(GraphError::WrongShape {
+                name: name.to_owned(),
+                expected: spec.iter().map(|&n| n as i64).collect(),
+                found: t.ne().to_vec(),
+            });
+        }
+        Ok(Weight {
+            name: ggml_name(name).into(),
+            ne: expected,
+        })
+    }
+
+    /// The values of the weight `name` (resolved as [`Loader::weight`]) as F32 on the host,
+    /// converted from F16 or a quantized type when the file stores it so.
+    pub fn host_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let w = self.weight(name)?;
+        let t = self
+            .file
+            .tensor(name)
+            .ok_or_else(|| GraphError::MissingTensor(name.to_owned()))?;
+        let ty = ggml_type(t.info.ggml_type).ok_or_else(|| GraphError::UnsupportedType {
+            name: name.to_owned(),
+            ty: t.info.ggml_type.name(),
+            reason: "not a Kokoro storage type",
+        })?;
+        let n = w.ne.iter().product::<i64>() as usize;
+        Ok(ty.to_f32(t.data, n)?)
+    }
+}
+
+/// `nn.Linear`: `W·x + b` for `W` `ne=[in, out]`, `x` `[in, T]` → `[out, T]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Weight,
+    pub bias: Weight,
+}
+
+impl Linear {
+    /// Resolves `names`.
+    pub fn load(ld: &Loader<'_>, names: &WeightBias) -> Result<Self> {
+        Ok(Self {
+            weight: ld.weight(&names.weight)?,
+            bias: ld.weight(&names.bias)?,
+        })
+    }
+
+    /// `[in, T]` → `[out, T]`.
+    pub fn forward<'a>(&self, ctx: &'a Context, w: &'a KokoroWeights, x: Tensor<'a>) -> Result<Tensor<'a>> {
+        let cur = ctx.mul_mat(w.get(&self.weight)?, x)?; // [out, T]
+        Ok(ctx.add(cur, w.get(&self.bias)?)?)
+    }
+}
+
+/// The affine `γ`, `β` `[C]` of a LayerNorm over channels.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub gamma: Weight,
+    pub beta: Weight,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// `x` `[C, T]` → `[C, T]`.
+    pub fn forward<'a>(&self, ctx: &'a Context, w: &'a KokoroWeights, x: Tensor<'a>) -> Result<Tensor<'a>> {
+        layer_norm(
+            ctx,
+            x,
+            Some(w.get(&self.gamma)?),
+            Some(w.get(&self.beta)?),
+            self.eps,
+        )
+    }
+}
+
+/// The `fc(s)` of `AdaIN1d` / `AdaLayerNorm` as its two halves: `γ(s)`, `β(s)` `[C]`.
+#[derive(Debug, Clone)]
+pub struct StyleFc {
+    pub gamma: Linear,
+    pub beta: Linear,
+}
+
+impl StyleFc {
+    /// Resolves `names`.
+    pub fn load(ld: &Loader<'_>, names: &StyleFcNames) -> Result<Self> {
+        Ok(Self {
+            gamma: Linear::load(ld, &names.gamma)?,
+            beta: Linear::load(ld, &names.beta)?,
+        })
+    }
+
+    /// `s` `[128]` → (`γ` `[C, 1]`, `β` `[C, 1]`).
+    pub fn forward<'a>(
+        &self,
+        ctx: &'a Context,
+        w: &'a KokoroWeights,
+        s: Tensor<'a>,
+    ) -> Result<(Tensor<'a>, Tensor<'a>)> {
+        let gamma = self.gamma.forward(ctx, w, s)?; // [C, 1]
+        let beta = self.beta.forward(ctx, w, s)?; // [C, 1]
+        Ok((gamma, beta))
+    }
+}
+
+/// `nn.Conv1d` on a time-major `x` `[T, C_in]`, kernel `[K, C_in, C_out]` and bias `[C_out]`,
+/// with its stride, padding and dilation.
+#[derive(Debug, Clone)]
+pub struct Conv1d {
+    pub kernel: Weight,
+    pub bias: Weight,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl Conv1d {
+    /// Resolves `names`.
+    pub fn load(
+        ld: &Loader<'_>,
+        names: &WeightBias,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            kernel: ld.weight(&names.weight)?,
+            bias: ld.weight(&names.bias)?,
+            stride,
+            padding,
+            dilation,
+        })
+    }
+
+    /// Kernel size.
+    pub fn kernel_size(&self) -> usize {
+        self.kernel.ne()[0] as usize
+    }
+
+    /// `[T, C_in]` → `[T_out, C_out]`.
+    pub fn forward<'a>(&self, ctx: &'a Context, w: &'a KokoroWeights, x: Tensor<'a>) -> Result<Tensor<'a>> {
+        let k = w.get(&self.kernel)?;
+        let cur = conv1d_tiled(ctx, k, x, self.stride, self.padding, self.dilation)?; // [T_out, C_out]
+        let c_out = k.ne()[2];
+        let b = ctx.reshape(w.get(&self.bias)?, &[1, c_out])?;
+        Ok(ctx.add(cur, b)?)
+    }
+}
+
+/// Every module of the forward pass, loaded once per model.
+#[derive(Debug)]
+pub struct KokoroModel {
+    pub albert: albert::CustomAlbert,
+    pub bert_encoder: albert::BertEncoder,
+    pub duration_encoder: prosody::DurationEncoder,
+    pub predictor: prosody::ProsodyPredictor,
+    pub f0n: f0n::F0Ntrain,
+    pub text_encoder: text_encoder::TextEncoder,
+    pub decoder: decoder::Decoder,
+    pub generator: generator::Generator,
+}
+
+impl KokoroModel {
+    /// Resolves every module's tensors.
+    pub fn load(ld: &Loader<'_>) -> Result<Self> {
+        let names = TensorNames::new(ld.hparams());
+        Ok(Self {
+            albert: albert::CustomAlbert::load(ld, &names.albert)?,
+            bert_encoder: albert::BertEncoder::load(ld, &names.predictor)?,
+            duration_encoder: prosody::DurationEncoder::load(ld, &names.predictor)?,
+            predictor: prosody::ProsodyPredictor::load(ld, &names.predictor)?,
+            f0n: f0n::F0Ntrain::load(ld, &names.predictor)?,
+            text_encoder: text_encoder::TextEncoder::load(ld, &names.text_encoder)?,
+            decoder: decoder::Decoder::load(ld, &names.decoder)?,
+            generator: generator::Generator::load(ld, &names.generator)?,
+        })
+    }
+}
+
 /// The shared, read-only model: the checked file, its tensors as ggml weights (zero-copy), and
-/// the fused recurrent matrices of every LSTM.
+/// the loaded modules.
 pub struct KokoroWeights {
     file: Arc<KokoroModelFile>,
     weights: Weights<'static>,
-    recurrent: HashMap<String, Arc<lstm::Recurrent>>,
+    model: KokoroModel,
 }
 
 impl std::fmt::Debug for KokoroWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KokoroWeights")
             .field("weights", &self.weights)
-            .field("lstms", &self.recurrent.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl KokoroWeights {
-    /// Wraps every model tensor (voices excluded) of `file` in place. `device` must be a CPU
-    /// device (the mapping is host memory); the weights do not borrow it.
+    /// Wraps every model tensor (voices excluded) of `file` in place and loads every module.
+    /// `device` must be a CPU device (the mapping is host memory); the weights do not borrow it.
     pub fn load(file: Arc<KokoroModelFile>, device: &ComputeDevice) -> Result<Self> {
         let mut builder = WeightsBuilder::new();
         for info in file.gguf().tensors() {
@@ -134,18 +377,19 @@ impl KokoroWeights {
             builder.add_at(ggml_name(&info.name), ty, &ne, info.offset as usize)?;
         }
         let weights = builder.wrap_host_owned(device, Arc::clone(&file), data_section)?;
-        let mut recurrent = HashMap::new();
-        for prefix in lstm::LSTM_PREFIXES {
-            recurrent.insert(
-                (*prefix).to_owned(),
-                Arc::new(lstm::Recurrent::load(&file, prefix)?),
-            );
-        }
-        Ok(Self {
-            file,
-            weights,
-            recurrent,
-        })
+        let model = {
+            let ld = Loader {
+                weights: &weights,
+                file: &file,
+                specs: file
+                    .tensor_specs()
+                    .iter()
+                    .map(|s| (s.name.as_str(), s.ne.as_slice()))
+                    .collect(),
+            };
+            KokoroModel::load(&ld)?
+        };
+        Ok(Self { file, weights, model })
     }
 
     /// The model file.
@@ -153,55 +397,30 @@ impl KokoroWeights {
         &self.file
     }
 
-    /// The weight with GGUF name `name`.
+    /// The hyper-parameters of the model file.
+    pub fn hparams(&self) -> &HParams {
+        self.file.hparams()
+    }
+
+    /// The loaded modules.
+    pub fn model(&self) -> &KokoroModel {
+        &self.model
+    }
+
+    /// The tensor of a weight resolved at load.
+    pub fn get(&self, w: &Weight) -> Result<Tensor<'_>> {
+        Ok(self.weights.tensor(&w.name)?)
+    }
+
+    /// The weight with GGUF name `name` (for inspection; graph code uses [`KokoroWeights::get`]).
     pub fn tensor(&self, name: &str) -> Result<Tensor<'_>> {
         Ok(self.weights.tensor(ggml_name(name))?)
-    }
-
-    /// Whether the model has a weight with GGUF name `name`.
-    pub fn has(&self, name: &str) -> bool {
-        self.weights.tensor(ggml_name(name)).is_ok()
-    }
-
-    /// The values of the model tensor `name` as F32 on the host (converted from F16 or a
-    /// quantized type when the file stores it so).
-    pub fn host_f32(&self, name: &str) -> Result<Vec<f32>> {
-        let t = self
-            .file
-            .tensor(name)
-            .ok_or_else(|| GraphError::MissingTensor(name.to_owned()))?;
-        let ty = ggml_type(t.info.ggml_type).ok_or_else(|| GraphError::UnsupportedType {
-            name: name.to_owned(),
-            ty: t.info.ggml_type.name(),
-            reason: "not a Kokoro storage type",
-        })?;
-        let n = t.info.ne.iter().product::<u64>() as usize;
-        Ok(ty.to_f32(t.data, n)?)
-    }
-
-    /// The fused recurrent matrices of the LSTM under `prefix` (one of [`lstm::LSTM_PREFIXES`]).
-    pub fn recurrent(&self, prefix: &str) -> Result<Arc<lstm::Recurrent>> {
-        self.recurrent
-            .get(prefix)
-            .cloned()
-            .ok_or_else(|| GraphError::MissingTensor(format!("{prefix}.weights.*")))
     }
 }
 
 /// The tensor-data section of the mapped GGUF file (every tensor offset is relative to it).
 fn data_section(f: &KokoroModelFile) -> &[u8] {
     f.gguf().data_section()
-}
-
-/// `nn.Linear`: `W·x + b` for `W` `ne=[in, out]`, `x` `[in, T]` → `[out, T]`.
-pub(crate) fn linear<'a>(
-    ctx: &'a Context,
-    w: &'a KokoroWeights,
-    name: &str,
-    x: Tensor<'a>,
-) -> Result<Tensor<'a>> {
-    let cur = ctx.mul_mat(w.tensor(name)?, x)?; // [out, T]
-    Ok(ctx.add(cur, w.tensor(&format!("{name}_bias"))?)?)
 }
 
 /// LayerNorm over `ne0` (channels) with eps, then optional affine `γ`, `β` `[C]`.
@@ -231,41 +450,6 @@ pub(crate) fn gelu_new<'a>(ctx: &'a Context, x: Tensor<'a>) -> Result<Tensor<'a>
     let t = ctx.tanh(ctx.scale(inner, SQRT_2_OVER_PI, 0.0)?)?;
     let half = ctx.scale(ctx.mul(x, t)?, 0.5, 0.0)?; // 0.5·x·tanh(..)
     Ok(ctx.add(half, ctx.scale(x, 0.5, 0.0)?)?)
-}
-
-/// `nn.Conv1d` on a time-major `x` `[T, C_in]` with kernel `{prefix}_weight` `[K, C_in, C_out]`
-/// and bias `{prefix}_bias` `[C_out]` → `[T_out, C_out]`.
-pub(crate) fn conv1d<'a>(
-    ctx: &'a Context,
-    w: &'a KokoroWeights,
-    prefix: &str,
-    x: Tensor<'a>,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-) -> Result<Tensor<'a>> {
-    let kernel = format!("{prefix}_weight");
-    let bias = format!("{prefix}_bias");
-    conv1d_named(ctx, w, &kernel, &bias, x, stride, padding, dilation)
-}
-
-/// [`conv1d`] with explicit kernel and bias names.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv1d_named<'a>(
-    ctx: &'a Context,
-    w: &'a KokoroWeights,
-    kernel: &str,
-    bias: &str,
-    x: Tensor<'a>,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-) -> Result<Tensor<'a>> {
-    let k = w.tensor(kernel)?;
-    let cur = conv1d_tiled(ctx, k, x, stride, padding, dilation)?; // [T_out, C_out]
-    let c_out = k.ne()[2];
-    let b = ctx.reshape(w.tensor(bias)?, &[1, c_out])?;
-    Ok(ctx.add(cur, b)?)
 }
 
 /// Output samples per im2col tile: the im2col matrix of a kernel-11, 128-channel conv over a

@@ -9,41 +9,37 @@
 
 use tts_ggml::{Context, Tensor};
 
-use super::lstm::bilstm;
-use super::{layer_norm, linear, KokoroWeights, Result};
+use super::lstm::BiLstm;
+use super::{layer_norm, KokoroWeights, Linear, Loader, Result, StyleFc};
+use crate::weights::PredictorNames;
 
-/// Style vector size.
-pub const STYLE_DIM: i64 = 128;
-/// `max_dur`: bins of the duration projection.
-pub const MAX_DUR: i64 = 50;
 /// AdaLayerNorm eps.
 const EPS: f32 = 1e-5;
 
-/// Concatenates the style `s` `[128]` (broadcast over time) below `x` `[C, T]` → `[C+128, T]`.
+/// Concatenates the style `s` `[S]` (broadcast over time) below `x` `[C, T]` → `[C+S, T]`.
 fn cat_style<'a>(ctx: &'a Context, x: Tensor<'a>, s: Tensor<'a>) -> Result<Tensor<'a>> {
     let n_t = x.ne()[1];
-    let s_t = ctx.repeat_4d(s, [STYLE_DIM, n_t, 1, 1])?; // [128, T]
+    let s_t = ctx.repeat_4d(s, [s.ne()[0], n_t, 1, 1])?; // [128, T]
     Ok(ctx.concat(x, s_t, 0)?) // [C+128, T]
 }
 
 /// `AdaLayerNorm(style_dim=128, channels=512)`: `(1 + γ(s))·LN(x) + β(s)`, LN over channels
-/// without affine; `γ`, `β` = the two halves of `fc(s)`, stored as `{prefix}.{gamma,beta}_{weight,bias}`.
-#[derive(Debug, Clone, Copy)]
-pub struct AdaLayerNorm;
+/// without affine; `γ`, `β` = the two halves of `fc(s)`.
+#[derive(Debug, Clone)]
+pub struct AdaLayerNorm {
+    fc: StyleFc,
+}
 
 impl AdaLayerNorm {
     /// `x` `[C, T]`, `s` `[128]` → `[C, T]`.
     pub fn forward<'a>(
+        &self,
         ctx: &'a Context,
         w: &'a KokoroWeights,
-        prefix: &str,
         x: Tensor<'a>,
         s: Tensor<'a>,
     ) -> Result<Tensor<'a>> {
-        let gamma = ctx.mul_mat(w.tensor(&format!("{prefix}.gamma_weight"))?, s)?; // [C, 1]
-        let gamma = ctx.add(gamma, w.tensor(&format!("{prefix}.gamma_bias"))?)?; // [C, 1]
-        let beta = ctx.mul_mat(w.tensor(&format!("{prefix}.beta_weight"))?, s)?; // [C, 1]
-        let beta = ctx.add(beta, w.tensor(&format!("{prefix}.beta_bias"))?)?; // [C, 1]
+        let (gamma, beta) = self.fc.forward(ctx, w, s)?; // [C, 1] each
         let cur = layer_norm(ctx, x, None, None, EPS)?; // [C, T]
         let cur = ctx.mul(cur, ctx.scale(gamma, 1.0, 1.0)?)?; // (1 + γ)·LN(x) [C, T]
         Ok(ctx.add(cur, beta)?) // [C, T]
@@ -51,29 +47,43 @@ impl AdaLayerNorm {
 }
 
 /// `DurationEncoder(sty_dim=128, d_model=512, nlayers=3)`.
-#[derive(Debug, Clone, Copy)]
-pub struct DurationEncoder;
+#[derive(Debug, Clone)]
+pub struct DurationEncoder {
+    /// Per layer: its BiLSTM and its AdaLayerNorm.
+    layers: Vec<(BiLstm, AdaLayerNorm)>,
+}
 
 impl DurationEncoder {
+    /// Resolves the `n_layer` BiLSTM + AdaLayerNorm pairs.
+    pub fn load(ld: &Loader<'_>, n: &PredictorNames) -> Result<Self> {
+        let layers = n
+            .encoder
+            .iter()
+            .map(|(lstm, norm)| {
+                Ok((
+                    BiLstm::load(ld, lstm)?,
+                    AdaLayerNorm {
+                        fc: StyleFc::load(ld, norm)?,
+                    },
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
     /// `d_en` = `bert_encoder_out` `[512, T]`, `s` = `style_predictor_s` `[128]` → `d`
     /// `[640, T]` (the last AdaLayerNorm output with the style appended; graph 2 needs it).
     pub fn forward<'a>(
+        &self,
         ctx: &'a Context,
         w: &'a KokoroWeights,
         d_en: Tensor<'a>,
         s: Tensor<'a>,
     ) -> Result<Tensor<'a>> {
         let mut cur = cat_style(ctx, d_en, s)?; // [640, T]
-        for il in 0..3 {
-            let p = "kokoro.duration_predictor.layers";
-            cur = bilstm(
-                ctx,
-                w,
-                &format!("{p}.{}.lstm.0", 2 * il),
-                cur,
-                &format!("duration_encoder.lstm.{il}"),
-            )?; // [512, T]
-            cur = AdaLayerNorm::forward(ctx, w, &format!("{p}.{}", 2 * il + 1), cur, s)?; // [512, T]
+        for (il, (lstm, norm)) in self.layers.iter().enumerate() {
+            cur = lstm.forward(ctx, w, cur, &format!("duration_encoder.lstm.{il}"))?; // [512, T]
+            cur = norm.forward(ctx, w, cur, s)?; // [512, T]
             cur = cat_style(ctx, cur, s)?; // [640, T]
         }
         Ok(cur.set_name("d")?)
@@ -81,8 +91,11 @@ impl DurationEncoder {
 }
 
 /// The duration head of `ProsodyPredictor`: `lstm` → `duration_proj` → sigmoid → Σ / speed.
-#[derive(Debug, Clone, Copy)]
-pub struct ProsodyPredictor;
+#[derive(Debug, Clone)]
+pub struct ProsodyPredictor {
+    lstm: BiLstm,
+    duration_proj: Linear,
+}
 
 /// Outputs of the duration head.
 #[derive(Debug, Clone, Copy)]
@@ -94,21 +107,24 @@ pub struct DurationTensors<'a> {
 }
 
 impl ProsodyPredictor {
+    /// Resolves the duration LSTM and projection.
+    pub fn load(ld: &Loader<'_>, n: &PredictorNames) -> Result<Self> {
+        Ok(Self {
+            lstm: BiLstm::load(ld, &n.duration_lstm)?,
+            duration_proj: Linear::load(ld, &n.duration_proj)?,
+        })
+    }
+
     /// `d` `[640, T]`, `speed` a `[1]` input → the duration tensors.
     pub fn durations<'a>(
+        &self,
         ctx: &'a Context,
         w: &'a KokoroWeights,
         d: Tensor<'a>,
         speed: Tensor<'a>,
     ) -> Result<DurationTensors<'a>> {
-        let cur = bilstm(
-            ctx,
-            w,
-            "kokoro.duration_predictor.duration_lstm.0",
-            d,
-            "duration_lstm",
-        )?; // [512, T]
-        let cur = linear(ctx, w, "kokoro.duration_predictor.duration_proj", cur)?; // [50, T]
+        let cur = self.lstm.forward(ctx, w, d, "duration_lstm")?; // [512, T]
+        let cur = self.duration_proj.forward(ctx, w, cur)?; // [50, T]
         let sigmoid = ctx.sigmoid(cur)?.set_name("duration_sigmoid")?; // [50, T]
         let sum = ctx.sum_rows(sigmoid)?; // [1, T]
         let duration = ctx.div(sum, speed)?.set_name("duration_float")?; // [1, T]

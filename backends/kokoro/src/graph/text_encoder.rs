@@ -6,50 +6,72 @@
 
 use tts_ggml::{Context, Tensor};
 
-use super::lstm::bilstm;
-use super::{conv1d_tiled, layer_norm, KokoroWeights, Result};
+use super::lstm::BiLstm;
+use super::{conv1d_tiled, KokoroWeights, LayerNorm, Loader, Result, Weight};
+use crate::weights::TextEncoderNames;
 
-/// CNN layers.
-pub const N_LAYERS: usize = 3;
-/// Conv padding (kernel 5).
-const PADDING: usize = 2;
 /// Channel LayerNorm eps.
 const EPS: f32 = 1e-5;
 /// LeakyReLU slope.
 const SLOPE: f32 = 0.2;
 
+/// One CNN layer: `Conv1d(512, 512, k, padding (k−1)/2)` → channel `LayerNorm` → LeakyReLU.
+#[derive(Debug, Clone)]
+struct CnnLayer {
+    kernel: Weight,
+    bias: Weight,
+    padding: usize,
+    norm: LayerNorm,
+}
+
 /// `TextEncoder(channels=512, kernel_size=5, depth=3, n_symbols=178)`.
-#[derive(Debug, Clone, Copy)]
-pub struct TextEncoder;
+#[derive(Debug, Clone)]
+pub struct TextEncoder {
+    embedding: Weight,
+    cnn: Vec<CnnLayer>,
+    lstm: BiLstm,
+}
 
 impl TextEncoder {
+    /// Resolves the text encoder's tensors; the depth and kernel size from [`crate::HParams`].
+    pub fn load(ld: &Loader<'_>, n: &TextEncoderNames) -> Result<Self> {
+        let padding = (ld.hparams().dims.text_encoder_kernel as usize - 1) / 2;
+        let cnn = n
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(CnnLayer {
+                    kernel: ld.weight(&l.conv.weight)?,
+                    bias: ld.weight(&l.conv.bias)?,
+                    padding,
+                    norm: LayerNorm {
+                        gamma: ld.weight(&l.gamma)?,
+                        beta: ld.weight(&l.beta)?,
+                        eps: EPS,
+                    },
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            embedding: ld.weight(&n.embedding)?,
+            cnn,
+            lstm: BiLstm::load(ld, &n.lstm)?,
+        })
+    }
+
     /// `ids` an I32 input `[T]` → `t_en` `[512, T]`.
-    pub fn forward<'a>(ctx: &'a Context, w: &'a KokoroWeights, ids: Tensor<'a>) -> Result<Tensor<'a>> {
-        let p = "kokoro.text_encoder";
-        let mut cur = ctx.get_rows(w.tensor(&format!("{p}.embedding_weight"))?, ids)?; // [512, T]
-        for il in 0..N_LAYERS {
+    pub fn forward<'a>(&self, ctx: &'a Context, w: &'a KokoroWeights, ids: Tensor<'a>) -> Result<Tensor<'a>> {
+        let mut cur = ctx.get_rows(w.get(&self.embedding)?, ids)?; // [512, T]
+        for (il, l) in self.cnn.iter().enumerate() {
             let x = ctx.cont(ctx.transpose(cur)?)?; // [T, 512]
-            let x = conv1d_tiled(
-                ctx,
-                w.tensor(&format!("{p}.layers.{il}.weight"))?,
-                x,
-                1,
-                PADDING,
-                1,
-            )?; // [T, 512, 1]
+            let x = conv1d_tiled(ctx, w.get(&l.kernel)?, x, 1, l.padding, 1)?; // [T, 512, 1]
             let x = ctx.cont(ctx.transpose(x)?)?; // [512, T]
-            let x = ctx.add(x, w.tensor(&format!("{p}.layers.{il}.bias"))?)?; // [512, T]
-            let x = layer_norm(
-                ctx,
-                x,
-                Some(w.tensor(&format!("{p}.layers.{il}.gamma"))?),
-                Some(w.tensor(&format!("{p}.layers.{il}.beta"))?),
-                EPS,
-            )?; // [512, T]
+            let x = ctx.add(x, w.get(&l.bias)?)?; // [512, T]
+            let x = l.norm.forward(ctx, w, x)?; // [512, T]
             cur = ctx
                 .leaky_relu(x, SLOPE)?
                 .set_name(&format!("text_encoder.cnn.{il}"))?; // [512, T]
         }
-        bilstm(ctx, w, "kokoro.text_encoder.lstm.0", cur, "t_en") // [512, T]
+        self.lstm.forward(ctx, w, cur, "t_en") // [512, T]
     }
 }
