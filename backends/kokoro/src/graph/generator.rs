@@ -122,7 +122,7 @@ impl Upsample {
 
     fn forward<'a>(&self, ctx: &'a Context, w: &'a KokoroWeights, x: Tensor<'a>) -> Result<Tensor<'a>> {
         let kernel = w.get(&self.kernel)?; // [K, C_out, C_in]
-        let full = if kernel.ty() == tts_ggml::GgmlType::F32 {
+        let full = if matches!(kernel.ty(), tts_ggml::GgmlType::F32 | tts_ggml::GgmlType::F16) {
             ctx.conv_transpose_1d_direct(kernel, x, self.rate)? // one GEMM per tap, no col2im
         } else {
             ctx.conv_transpose_1d(kernel, x, self.rate)?
