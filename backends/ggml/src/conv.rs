@@ -213,6 +213,37 @@ pub(crate) fn conv_transpose1d_rows(
     }
 }
 
+/// The direct convs' operand rules: an F32 or F16 contiguous kernel, F32 data.
+fn check_operands(
+    op: &'static str,
+    kernel: &crate::Tensor<'_>,
+    data: &crate::Tensor<'_>,
+) -> crate::Result<()> {
+    use crate::{GgmlError, GgmlType};
+    if !matches!(kernel.ty(), GgmlType::F32 | GgmlType::F16) {
+        return Err(GgmlError::Type {
+            op,
+            operand: "kernel",
+            ty: kernel.type_name(),
+        });
+    }
+    if data.ty() != GgmlType::F32 {
+        return Err(GgmlError::Type {
+            op,
+            operand: "data",
+            ty: data.type_name(),
+        });
+    }
+    if !kernel.is_contiguous() {
+        return Err(GgmlError::Layout {
+            op,
+            operand: "kernel",
+            requirement: "contiguous (use cont first)",
+        });
+    }
+    Ok(())
+}
+
 impl crate::Context {
     /// `nn.Conv1d` without bias on a time-major F32 input `data` `[T, C_in]` (made contiguous
     /// first when it is not) with an F32 or F16 kernel `[K, C_in, C_out]` →
@@ -235,27 +266,7 @@ impl crate::Context {
     ) -> crate::Result<crate::Tensor<'a>> {
         use crate::{GgmlError, GgmlType, Split};
         const OP: &str = "conv_1d_direct";
-        if !matches!(kernel.ty(), GgmlType::F32 | GgmlType::F16) {
-            return Err(GgmlError::Type {
-                op: OP,
-                operand: "kernel",
-                ty: kernel.type_name(),
-            });
-        }
-        if data.ty() != GgmlType::F32 {
-            return Err(GgmlError::Type {
-                op: OP,
-                operand: "data",
-                ty: data.type_name(),
-            });
-        }
-        if !kernel.is_contiguous() {
-            return Err(GgmlError::Layout {
-                op: OP,
-                operand: "kernel",
-                requirement: "contiguous (use cont first)",
-            });
-        }
+        check_operands(OP, &kernel, &data)?;
         let [k, kc_in, c_out, k4] = kernel.ne();
         let [t_in, c_in, n3, n4] = data.ne();
         if k4 != 1 || n3 != 1 || n4 != 1 || kc_in != c_in {
@@ -333,27 +344,7 @@ impl crate::Context {
     ) -> crate::Result<crate::Tensor<'a>> {
         use crate::{GgmlError, GgmlType, Split};
         const OP: &str = "conv_transpose_1d_direct";
-        if !matches!(kernel.ty(), GgmlType::F32 | GgmlType::F16) {
-            return Err(GgmlError::Type {
-                op: OP,
-                operand: "kernel",
-                ty: kernel.type_name(),
-            });
-        }
-        if data.ty() != GgmlType::F32 {
-            return Err(GgmlError::Type {
-                op: OP,
-                operand: "data",
-                ty: data.type_name(),
-            });
-        }
-        if !kernel.is_contiguous() {
-            return Err(GgmlError::Layout {
-                op: OP,
-                operand: "kernel",
-                requirement: "contiguous (use cont first)",
-            });
-        }
+        check_operands(OP, &kernel, &data)?;
         let [k, c_out, kc_in, k4] = kernel.ne();
         let [l, c_in, n3, n4] = data.ne();
         if k4 != 1 || n3 != 1 || n4 != 1 || kc_in != c_in || stride == 0 {

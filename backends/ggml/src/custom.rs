@@ -218,27 +218,18 @@ unsafe extern "C" fn trampoline_n(dst: *mut sys::ggml_tensor, ith: c_int, nth: c
 }
 
 fn check_src(op: &'static str, t: &Tensor<'_>) -> Result<()> {
-    if t.ty() != GgmlType::F32 {
-        return Err(GgmlError::Type {
-            op,
-            operand: "source",
-            ty: t.type_name(),
-        });
-    }
-    if !t.is_contiguous() {
-        return Err(GgmlError::Layout {
-            op,
-            operand: "source",
-            requirement: "contiguous (use cont first)",
-        });
-    }
-    Ok(())
+    check_src_of(op, t, &[GgmlType::F32])
 }
 
 /// As [`check_src`], also accepting F16 (the 16-bit kernels the convolutions
 /// widen per call).
 fn check_src_16(op: &'static str, t: &Tensor<'_>) -> Result<()> {
-    if !matches!(t.ty(), GgmlType::F32 | GgmlType::F16) {
+    check_src_of(op, t, &[GgmlType::F32, GgmlType::F16])
+}
+
+/// A source of one of the types `types`, contiguous.
+fn check_src_of(op: &'static str, t: &Tensor<'_>, types: &[GgmlType]) -> Result<()> {
+    if !types.contains(&t.ty()) {
         return Err(GgmlError::Type {
             op,
             operand: "source",

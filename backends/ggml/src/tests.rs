@@ -187,6 +187,30 @@ fn conv_1d_direct_matches_naive_on_every_thread_count() {
     ));
 }
 
+/// `ConvTranspose1d` by the definition: weight `(C_in, C_out, K)`, input `[C_in][L]`.
+fn naive_conv_transpose1d(
+    w: &[f32],
+    x: &[f32],
+    cin: usize,
+    cout: usize,
+    k: usize,
+    l: usize,
+    s: usize,
+) -> Vec<f32> {
+    let lout = (l - 1) * s + k;
+    let mut y = vec![0f32; cout * lout];
+    for c in 0..cin {
+        for o in 0..cout {
+            for t in 0..l {
+                for j in 0..k {
+                    y[o * lout + t * s + j] += x[c * l + t] * w[(c * cout + o) * k + j];
+                }
+            }
+        }
+    }
+    y
+}
+
 #[test]
 fn direct_convs_widen_16_bit_kernels_on_every_thread_count() {
     // Kernel values exact in f16 (multiples of 1/8 below 2), so the widened kernel is
@@ -212,18 +236,7 @@ fn direct_convs_widen_16_bit_kernels_on_every_thread_count() {
                 .unwrap();
             let (wv, xv) = (exact(k * cout * cin), seq(l * cin, 1.5, 0.9));
             let out = run(&ctx, threads, &[(w, &wv), (x, &xv)], y).unwrap();
-            let lout = (l - 1) * s + k;
-            let mut want = vec![0f32; cout * lout];
-            for c in 0..cin {
-                for o in 0..cout {
-                    for t in 0..l {
-                        for j in 0..k {
-                            want[o * lout + t * s + j] += xv[c * l + t] * wv[(c * cout + o) * k + j];
-                        }
-                    }
-                }
-            }
-            assert_close(&out, &want, 1e-5);
+            assert_close(&out, &naive_conv_transpose1d(&wv, &xv, cin, cout, k, l, s), 1e-5);
         }
     }
     // A quantized kernel is refused at build time.
@@ -257,17 +270,7 @@ fn conv_transpose_1d_matches_naive() {
             run(&ctx, threads, &[(w, &wv), (x, &xv)], yd).unwrap()
         })
         .collect();
-    let lout = (l - 1) * s + k;
-    let mut want = vec![0f32; cout * lout];
-    for c in 0..cin {
-        for o in 0..cout {
-            for t in 0..l {
-                for j in 0..k {
-                    want[o * lout + t * s + j] += xv[c * l + t] * wv[(c * cout + o) * k + j];
-                }
-            }
-        }
-    }
+    let want = naive_conv_transpose1d(&wv, &xv, cin, cout, k, l, s);
     assert_close(&out, &want, 1e-5);
     for d in &direct {
         assert_close(d, &want, 1e-5);
